@@ -1,0 +1,1 @@
+"""fastmeta: fast, correct meta-learning for PyTorch."""

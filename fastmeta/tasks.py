@@ -1,0 +1,124 @@
+"""Tasks and task batches: the one data structure every algorithm consumes.
+
+A task is a support set (to adapt on) and a query set (to evaluate the adapted model on).
+A :class:`TaskBatch` stacks tasks of the same shape along a leading task dimension, so the
+engine can run the inner loop over all tasks at once (``vmap``) or one by one (a loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Task:
+    """One few-shot task: ``support_x [S, ...]``, ``support_y [S]``, ``query_x [Q, ...]``, ``query_y [Q]``."""
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """A meta-batch of same-shaped tasks with a leading task dimension ``B``.
+
+    ``support_x [B, S, ...]``, ``support_y [B, S, ...]``, ``query_x [B, Q, ...]``,
+    ``query_y [B, Q, ...]``. Labels are integer class indices ``0..ways-1`` for classification
+    or real targets for regression.
+    """
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+
+    def __post_init__(self) -> None:
+        sizes = {t.shape[0] for t in (self.support_x, self.support_y, self.query_x, self.query_y)}
+        if len(sizes) != 1:
+            raise ValueError(
+                "TaskBatch tensors must share their leading task dimension; got shapes "
+                f"support_x {tuple(self.support_x.shape)}, support_y {tuple(self.support_y.shape)}, "
+                f"query_x {tuple(self.query_x.shape)}, query_y {tuple(self.query_y.shape)}"
+            )
+        if self.support_x.shape[1] != self.support_y.shape[1]:
+            raise ValueError(
+                f"support_x has {self.support_x.shape[1]} examples per task but support_y has "
+                f"{self.support_y.shape[1]}"
+            )
+        if self.query_x.shape[1] != self.query_y.shape[1]:
+            raise ValueError(
+                f"query_x has {self.query_x.shape[1]} examples per task but query_y has "
+                f"{self.query_y.shape[1]}"
+            )
+
+    @property
+    def num_tasks(self) -> int:
+        return self.support_x.shape[0]
+
+    def __len__(self) -> int:
+        return self.num_tasks
+
+    @property
+    def device(self) -> torch.device:
+        return self.support_x.device
+
+    def task(self, index: int) -> Task:
+        """The task at ``index`` without its task dimension."""
+        return Task(
+            self.support_x[index], self.support_y[index], self.query_x[index], self.query_y[index]
+        )
+
+    def __iter__(self) -> Iterator[Task]:
+        return (self.task(i) for i in range(self.num_tasks))
+
+    def slice(self, start: int, stop: int) -> TaskBatch:
+        """Tasks ``start..stop-1`` as a smaller batch (views, no copy)."""
+        return TaskBatch(
+            self.support_x[start:stop],
+            self.support_y[start:stop],
+            self.query_x[start:stop],
+            self.query_y[start:stop],
+        )
+
+    def chunks(self, size: int | None) -> Iterator[TaskBatch]:
+        """Consecutive sub-batches of at most ``size`` tasks (the whole batch when ``size`` is None)."""
+        if size is None or size >= self.num_tasks:
+            yield self
+            return
+        if size < 1:
+            raise ValueError(f"chunk size must be a positive integer or None, got {size}")
+        for start in range(0, self.num_tasks, size):
+            yield self.slice(start, start + size)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TaskBatch:
+        """Move every tensor to ``device``."""
+        return TaskBatch(
+            *(
+                t.to(device, non_blocking=non_blocking)
+                for t in (self.support_x, self.support_y, self.query_x, self.query_y)
+            )
+        )
+
+    def pin_memory(self) -> TaskBatch:
+        """Page-locked copies, so a later ``to('cuda', non_blocking=True)`` overlaps with compute."""
+        return TaskBatch(
+            *(t.pin_memory() for t in (self.support_x, self.support_y, self.query_x, self.query_y))
+        )
+
+    @staticmethod
+    def stack(tasks: Sequence[Task]) -> TaskBatch:
+        """Stack same-shaped tasks into a batch."""
+        if not tasks:
+            raise ValueError("cannot stack an empty list of tasks")
+        return TaskBatch(
+            torch.stack([t.support_x for t in tasks]),
+            torch.stack([t.support_y for t in tasks]),
+            torch.stack([t.query_x for t in tasks]),
+            torch.stack([t.query_y for t in tasks]),
+        )
