@@ -16,7 +16,9 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Task:
-    """One few-shot task: ``support_x [S, ...]``, ``support_y [S]``, ``query_x [Q, ...]``, ``query_y [Q]``."""
+    """One few-shot task: ``support_x [S, ...]``, ``support_y [S]``,
+    ``query_x [Q, ...]``, ``query_y [Q]``.
+    """
 
     support_x: Tensor
     support_y: Tensor
@@ -43,7 +45,8 @@ class TaskBatch:
         if len(sizes) != 1:
             raise ValueError(
                 "TaskBatch tensors must share their leading task dimension; got shapes "
-                f"support_x {tuple(self.support_x.shape)}, support_y {tuple(self.support_y.shape)}, "
+                f"support_x {tuple(self.support_x.shape)}, "
+                f"support_y {tuple(self.support_y.shape)}, "
                 f"query_x {tuple(self.query_x.shape)}, query_y {tuple(self.query_y.shape)}"
             )
         if self.support_x.shape[1] != self.support_y.shape[1]:
@@ -87,7 +90,7 @@ class TaskBatch:
         )
 
     def chunks(self, size: int | None) -> Iterator[TaskBatch]:
-        """Consecutive sub-batches of at most ``size`` tasks (the whole batch when ``size`` is None)."""
+        """Consecutive sub-batches of at most ``size`` tasks (``None``: the whole batch)."""
         if size is None or size >= self.num_tasks:
             yield self
             return
@@ -106,7 +109,7 @@ class TaskBatch:
         )
 
     def pin_memory(self) -> TaskBatch:
-        """Page-locked copies, so a later ``to('cuda', non_blocking=True)`` overlaps with compute."""
+        """Page-locked copies, so ``to("cuda", non_blocking=True)`` overlaps with compute."""
         return TaskBatch(
             *(t.pin_memory() for t in (self.support_x, self.support_y, self.query_x, self.query_y))
         )

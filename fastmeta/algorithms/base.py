@@ -1,0 +1,67 @@
+"""The contract every algorithm follows: ``forward(TaskBatch) -> MetaOutput``.
+
+The trainer only calls ``output.loss.backward()`` and ``optimizer.step()``, so any algorithm
+trains, evaluates, checkpoints and runs distributed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from fastmeta.tasks import TaskBatch
+
+
+@dataclass
+class MetaOutput:
+    """What an algorithm returns for a meta-batch.
+
+    Attributes:
+        loss: scalar, differentiable meta-loss (mean over tasks of the query loss).
+        task_losses: ``[B]`` query loss of each task (detached).
+        predictions: ``[B, Q, ...]`` query outputs of the adapted model (detached).
+        accuracy: ``[B]`` query accuracy of each task, for classification; ``None`` otherwise.
+    """
+
+    loss: Tensor
+    task_losses: Tensor
+    predictions: Tensor
+    accuracy: Tensor | None = None
+
+
+def query_accuracy(predictions: Tensor, targets: Tensor) -> Tensor | None:
+    """Per-task accuracy ``[B]`` when targets are class indices, else ``None``."""
+    if targets.dtype.is_floating_point or predictions.dim() != targets.dim() + 1:
+        return None
+    return (predictions.argmax(-1) == targets).float().mean(-1)
+
+
+class MetaLearner(nn.Module):
+    """Base class: subclasses implement :meth:`forward`; the rest comes for free."""
+
+    def forward(self, batch: TaskBatch) -> MetaOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def accumulate_gradients(self, batch: TaskBatch, chunk_size: int | None) -> MetaOutput:
+        """``forward(batch).loss.backward()`` in chunks of tasks, so memory stays bounded.
+
+        Each chunk's loss is weighted by its share of the batch, so the accumulated ``.grad`` is
+        the gradient of the whole-batch mean loss. Returns the whole batch's (detached) output.
+        """
+        outputs = []
+        for chunk in batch.chunks(chunk_size):
+            out = self(chunk)
+            (out.loss * (chunk.num_tasks / batch.num_tasks)).backward()
+            outputs.append(out)
+        task_losses = torch.cat([o.task_losses for o in outputs])
+        accuracy = None
+        if outputs[0].accuracy is not None:
+            accuracy = torch.cat([o.accuracy for o in outputs])  # type: ignore[misc]
+        return MetaOutput(
+            loss=task_losses.mean(),
+            task_losses=task_losses,
+            predictions=torch.cat([o.predictions for o in outputs]),
+            accuracy=accuracy,
+        )

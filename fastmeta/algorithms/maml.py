@@ -1,0 +1,212 @@
+"""MAML and first-order MAML (Finn et al. 2017), batched over tasks, plus the object API.
+
+Batched use (what the trainer does)::
+
+    maml = MAML(model, lr=0.4, steps=1)
+    out = maml(task_batch)            # MetaOutput; out.loss is the differentiable meta-loss
+    out.loss.backward(); optimizer.step()
+
+The familiar object API, built on the same engine (no module surgery)::
+
+    learner = maml.clone()
+    learner.adapt(loss_fn(learner(support_x), support_y))
+    loss_fn(learner(query_x), query_y).backward()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fastmeta.algorithms.base import MetaLearner, MetaOutput, query_accuracy
+from fastmeta.functional.batched import STRATEGIES, map_tasks
+from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
+from fastmeta.functional.params import (
+    NameFilter,
+    Params,
+    functional_forward,
+    module_state,
+    select_adaptable,
+)
+from fastmeta.tasks import TaskBatch
+
+
+def default_loss(predictions: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy for integer class targets, mean squared error for real targets."""
+    if targets.dtype.is_floating_point:
+        return F.mse_loss(predictions, targets)
+    return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1))
+
+
+class MAML(MetaLearner):
+    """Model-Agnostic Meta-Learning over any ``nn.Module``.
+
+    Args:
+        model: the network whose initial parameters are meta-learned.
+        lr: inner learning rate: a float, a per-parameter dict, or one of those per step.
+        steps: inner SGD steps in training.
+        test_steps: inner steps in :meth:`evaluate` (default: ``steps``).
+        first_order: ignore second derivatives (first-order MAML).
+        adapt: which parameters the inner loop changes: names/prefixes (``["head"]`` for ANIL)
+            or a predicate on names; default all trainable ones. Frozen parameters never adapt.
+        loss_fn: ``loss_fn(predictions, targets)``; default cross-entropy for class labels and
+            MSE for real targets.
+        strategy: ``"auto"``, ``"vmap"`` or ``"loop"`` over the tasks of a batch (same numbers).
+        chunk_size: at most this many tasks in flight at once (``None``: the whole batch).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: LearningRate = 0.01,
+        steps: int = 1,
+        *,
+        test_steps: int | None = None,
+        first_order: bool = False,
+        adapt: Iterable[str] | NameFilter | None = None,
+        loss_fn: LossFn | None = None,
+        strategy: str = "auto",
+        chunk_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if steps < 0 or (test_steps is not None and test_steps < 0):
+            raise ValueError(
+                f"inner steps must be >= 0; got steps={steps}, test_steps={test_steps}"
+            )
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        self.model = model
+        self.lr = lr
+        self.steps = steps
+        self.test_steps = steps if test_steps is None else test_steps
+        self.first_order = first_order
+        self.adapt_filter = adapt
+        self.loss_fn = loss_fn or default_loss
+        self.strategy = strategy
+        self.chunk_size = chunk_size
+
+    def inner_lr(self) -> LearningRate:
+        """The inner learning rate(s); subclasses with learned rates override this."""
+        return self.lr
+
+    def adaptable_names(self) -> list[str]:
+        return select_adaptable(dict(self.model.named_parameters()), self.adapt_filter)
+
+    def forward(self, batch: TaskBatch | Tensor, *args, **kwargs) -> MetaOutput | Tensor:  # type: ignore[override]
+        """Meta-loss of a :class:`TaskBatch`; a plain tensor is passed to the model unchanged."""
+        if not isinstance(batch, TaskBatch):
+            return self.model(batch, *args, **kwargs)
+        return self.run(batch, steps=self.steps, first_order=self.first_order)
+
+    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
+        """Adapt with ``test_steps`` (or ``steps``) and score the queries; builds no graph."""
+        with torch.no_grad():
+            return self.run(
+                batch, steps=self.test_steps if steps is None else steps, first_order=True
+            )
+
+    def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
+        """Adapt every task of ``batch`` on its support set and score its query set."""
+        params, buffers = module_state(self.model)
+        names = self.adaptable_names()
+        lr = self.inner_lr()
+
+        def forward(p: Params, x: Tensor) -> Tensor:
+            return functional_forward(self.model, p, buffers, x)
+
+        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
+            fast = adapt(
+                forward, params, sx, sy, self.loss_fn,
+                steps=steps, lr=lr, adapt_names=names, first_order=first_order,
+            )  # fmt: skip
+            predictions = forward(fast, qx)
+            return self.loss_fn(predictions, qy), predictions
+
+        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        predictions = predictions.detach()
+        return MetaOutput(
+            loss=losses.mean(),
+            task_losses=losses.detach(),
+            predictions=predictions,
+            accuracy=query_accuracy(predictions, batch.query_y),
+        )
+
+    def clone(self, first_order: bool | None = None) -> Learner:
+        """A learner starting at the current parameters, differentiably linked to them."""
+        params, buffers = module_state(self.model)
+        return Learner(
+            self.model,
+            params,
+            buffers,
+            lr=self.inner_lr(),
+            adapt_names=self.adaptable_names(),
+            first_order=self.first_order if first_order is None else first_order,
+        )
+
+
+class Learner:
+    """Fast weights of one task: ``learner(x)``, ``learner.adapt(loss)``, ``learner.clone()``.
+
+    The parameters are a dictionary of tensors computed from the meta-parameters, so a loss of
+    the adapted learner back-propagates into the :class:`MAML` module that cloned it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        params: Params,
+        buffers: Params,
+        *,
+        lr: LearningRate,
+        adapt_names: list[str],
+        first_order: bool,
+        step: int = 0,
+    ) -> None:
+        self.model = model
+        self.params = dict(params)
+        self.buffers = buffers
+        self.lr = lr
+        self.adapt_names = adapt_names
+        self.first_order = first_order
+        self.step = step
+
+    def __call__(self, *args, **kwargs) -> Tensor:
+        return functional_forward(self.model, self.params, self.buffers, *args, **kwargs)
+
+    def adapt(self, loss: Tensor, first_order: bool | None = None) -> None:
+        """One SGD step of the adaptable parameters on ``loss`` (computed from this learner)."""
+        first_order = self.first_order if first_order is None else first_order
+        if not loss.requires_grad:
+            raise ValueError(
+                "adapt(loss): the loss does not require grad. Compute it from this learner's "
+                "output, learner(x), with gradients enabled (not inside torch.no_grad())."
+            )
+        tensors = [self.params[n] for n in self.adapt_names]
+        grads = torch.autograd.grad(loss, tensors, create_graph=not first_order, allow_unused=True)
+        if all(g is None for g in grads):
+            raise ValueError(
+                "adapt(loss): the loss does not depend on any adaptable parameter of this learner. "
+                "Compute it from learner(x) (the clone), not from the original model."
+            )
+        for name, param, grad in zip(self.adapt_names, tensors, grads, strict=True):
+            if grad is not None:  # a parameter the loss does not use stays as it is
+                self.params[name] = param - step_lr(self.lr, self.step, name) * grad
+        self.step += 1
+
+    def clone(self) -> Learner:
+        """A copy that adapts independently from this learner's current parameters."""
+        return Learner(
+            self.model, self.params, self.buffers, lr=self.lr, adapt_names=self.adapt_names,
+            first_order=self.first_order, step=self.step,
+        )  # fmt: skip
+
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        return iter(self.params.items())
+
+    def parameters(self) -> Iterator[Tensor]:
+        return iter(self.params.values())

@@ -1,0 +1,103 @@
+"""Modules as pure functions of parameter dictionaries.
+
+Any ordinary ``nn.Module`` becomes ``forward(params, buffers, x)`` through
+``torch.func.functional_call``; nothing is rewritten in the module. BatchNorm is handled so that
+(a) tasks never mutate shared running statistics: in training mode batch statistics are used and
+the running buffers are left untouched; (b) the second-order meta-gradient is right under
+``vmap``: torch (2.x) differentiates ``F.batch_norm`` twice incorrectly when its affine weight
+is a per-task (batched) tensor, so the affine part is applied by hand, ``x_hat * w + b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+Params = dict[str, Tensor]
+
+
+def module_state(module: nn.Module) -> tuple[Params, Params]:
+    """The module's parameters and buffers as name -> tensor dictionaries (no copies)."""
+    return dict(module.named_parameters()), dict(module.named_buffers())
+
+
+class _BatchNormAffineByHand(TorchFunctionMode):
+    """Rewrites ``F.batch_norm`` as normalisation without affine, then ``x * w + b``.
+
+    In training mode the running statistics are not passed on, so no shared buffer is updated by
+    a task (each task normalises with its own batch statistics, the MAML setting).
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        if func is not F.batch_norm:
+            return func(*args, **kwargs)
+        return _batch_norm_by_hand(*args, **kwargs)
+
+
+def _batch_norm_by_hand(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    if training:
+        running_mean = running_var = None
+    out = F.batch_norm(input, running_mean, running_var, None, None, training, momentum, eps)
+    shape = (1, -1) + (1,) * (input.dim() - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def functional_forward(
+    module: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor], *args: Any
+) -> Any:
+    """``module(*args)`` computed with ``params`` and ``buffers`` in place of the module's own."""
+    with _BatchNormAffineByHand():
+        return torch.func.functional_call(module, (dict(params), dict(buffers)), args)
+
+
+NameFilter = Callable[[str], bool]
+
+
+def name_filter(names: Iterable[str] | NameFilter | None) -> NameFilter:
+    """A predicate on parameter names.
+
+    ``None`` selects everything; a list selects each name given and everything under it as a
+    prefix (``"head"`` selects ``"head.weight"`` and ``"head.bias"``); a callable is used as is.
+    """
+    if names is None:
+        return lambda name: True
+    if callable(names):
+        return names
+    chosen = tuple(names)
+    return lambda name: any(name == n or name.startswith(n + ".") for n in chosen)
+
+
+def select_adaptable(
+    params: Mapping[str, Tensor], adapt: Iterable[str] | NameFilter | None
+) -> list[str]:
+    """Names of the parameters the inner loop adapts: selected by ``adapt`` and not frozen.
+
+    Raises ``ValueError`` naming the available parameters when ``adapt`` selects nothing.
+    """
+    keep = name_filter(adapt)
+    names = [n for n, p in params.items() if keep(n) and p.requires_grad]
+    if not names:
+        raise ValueError(
+            f"no trainable parameter matches adapt={adapt!r}; parameter names are "
+            f"{sorted(params)} (frozen ones, requires_grad=False, never adapt)"
+        )
+    return names
