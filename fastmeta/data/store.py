@@ -4,7 +4,8 @@ Images are decoded once (by a loader in :mod:`fastmeta.datasets`) into ``images 
 uint8 with a base label per image. A *class* of the store is a base label seen at a rotation
 (0, 90, 180 or 270 degrees): Omniglot's rotated characters are new classes. Sampling an episode
 is drawing indices; :meth:`ImageStore.gather` turns them into float images in one indexing
-operation plus one ``rot90`` per rotation present.
+operation plus one ``rot90`` per rotation present. Its index tensors live on the images' device, so
+episodes can be sampled and gathered on the GPU.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class ImageStore:
                 f"ImageStore needs one label per image: {self.images.shape[0]} images but labels "
                 f"of shape {tuple(self.labels.shape)}"
             )
-        labels = self.labels.long()
+        device = self.images.device
+        labels = self.labels.long().to(device)
         object.__setattr__(self, "labels", labels)
         if labels.numel() and (labels.min() < 0 or labels.max() >= len(self.base_names)):
             raise ValueError(
@@ -56,15 +58,23 @@ class ImageStore:
             object.__setattr__(self, "class_base", torch.arange(len(self.base_names)))
         if self.class_turns is None:
             object.__setattr__(self, "class_turns", torch.zeros_like(self.class_base))
+        object.__setattr__(self, "class_base", self.class_base.long().to(device))
+        object.__setattr__(self, "class_turns", self.class_turns.long().to(device))
         if self.class_base.shape != self.class_turns.shape:
             raise ValueError("class_base and class_turns must have the same length")
+        if self.class_base.numel() and (
+            self.class_base.min() < 0 or self.class_base.max() >= len(self.base_names)
+        ):
+            raise ValueError(f"class_base must hold base labels in 0..{len(self.base_names) - 1}")
         if self.class_turns.numel() and (self.class_turns.min() < 0 or self.class_turns.max() > 3):
             raise ValueError("class_turns must be quarter turns in 0..3")
-        order = torch.argsort(labels, stable=True)
         counts = torch.bincount(labels, minlength=len(self.base_names))
-        object.__setattr__(self, "_order", order)
+        offsets = torch.cumsum(counts, 0) - counts
+        object.__setattr__(self, "_order", torch.argsort(labels, stable=True))
         object.__setattr__(self, "_counts", counts)
-        object.__setattr__(self, "_offsets", torch.cumsum(counts, 0) - counts)
+        object.__setattr__(self, "_class_offsets", offsets[self.class_base])
+        object.__setattr__(self, "_rotated", bool((self.class_turns != 0).any()))
+        object.__setattr__(self, "_turned", None)
 
     @property
     def num_classes(self) -> int:
@@ -80,13 +90,17 @@ class ImageStore:
         return self._counts[self.class_base]
 
     @property
+    def has_rotations(self) -> bool:
+        """Whether some class is a rotated view (then :meth:`gather` needs the classes)."""
+        return self._rotated
+
+    @property
     def class_names(self) -> list[str]:
         """Readable name of each sampled class, ``"<base>/rotDDD"`` when rotations are used."""
-        rotated = bool((self.class_turns != 0).any())
         names = []
         for base, turns in zip(self.class_base.tolist(), self.class_turns.tolist(), strict=True):
             name = self.base_names[base]
-            names.append(f"{name}/rot{90 * turns:03d}" if rotated else name)
+            names.append(f"{name}/rot{90 * turns:03d}" if self._rotated else name)
         return names
 
     def class_image_indices(self, classes: Tensor, positions: Tensor) -> Tensor:
@@ -94,8 +108,7 @@ class ImageStore:
 
         ``classes`` and ``positions`` broadcast together; positions index into each class's images.
         """
-        base = self.class_base[classes]
-        return self._order[self._offsets[base] + positions]
+        return self._order[self._class_offsets[classes] + positions]
 
     def with_rotations(self, turns: Sequence[int] = (0, 1, 2, 3)) -> ImageStore:
         """Every current class at each of ``turns`` quarter turns, as new classes (class-major)."""
@@ -103,7 +116,7 @@ class ImageStore:
             raise ValueError(
                 f"rotation classes need square images; these are {tuple(self.images.shape[2:])}"
             )
-        turns_t = torch.as_tensor(list(turns), dtype=torch.long)
+        turns_t = torch.as_tensor(list(turns), dtype=torch.long, device=self.class_base.device)
         base = self.class_base.repeat_interleave(len(turns_t))
         extra = turns_t.repeat(self.num_classes)
         return ImageStore(
@@ -114,24 +127,42 @@ class ImageStore:
             (self.class_turns.repeat_interleave(len(turns_t)) + extra) % 4,
         )
 
-    def gather(self, image_indices: Tensor, classes: Tensor) -> Tensor:
+    def gather(self, image_indices: Tensor, classes: Tensor | None = None) -> Tensor:
         """Float images in [0, 1] for ``image_indices`` (any shape), rotated by their ``classes``.
 
         ``classes`` has the same shape as ``image_indices`` and gives the sampled class of each
-        image, whose quarter turns are applied.
+        image, whose quarter turns are applied; it may be None for a store without rotations.
+        Either way this is one ``index_select`` and one conversion to float.
         """
-        images = self.images.index_select(0, image_indices.reshape(-1).to(self.images.device))
-        images = images.float().div_(255.0)
-        turns = self.class_turns[classes.reshape(-1)].to(images.device)
-        if bool((turns != 0).any()):
-            for k in (1, 2, 3):
-                rows = (turns == k).nonzero().squeeze(1)
-                if rows.numel():
-                    images[rows] = torch.rot90(images[rows], k, dims=(2, 3))
+        flat = image_indices.reshape(-1).to(self.images.device)
+        source = self.images
+        if self._rotated:
+            if classes is None:
+                raise ValueError(
+                    "this store has rotated classes: pass the class of each image to gather()"
+                )
+            source, turn_offsets = self._turned_images()
+            flat = flat + turn_offsets[classes.reshape(-1).to(self.images.device)]
+        images = source.index_select(0, flat).float().mul_(1.0 / 255.0)
         return images.reshape(*image_indices.shape, *images.shape[1:])
 
+    def _turned_images(self) -> tuple[Tensor, Tensor]:
+        """The images at every quarter turn in use, stacked, and each class's offset into them.
+
+        Built on first use and kept: uint8 memory grows by the number of turns in use, and
+        gathering rotated classes stays a single ``index_select``.
+        """
+        if self._turned is None:
+            used = torch.unique(self.class_turns).tolist()
+            stacked = torch.cat([torch.rot90(self.images, k, dims=(2, 3)) for k in used])
+            slot = torch.zeros(4, dtype=torch.long, device=self.images.device)
+            slot[used] = torch.arange(len(used), device=self.images.device)
+            offsets = slot[self.class_turns] * self.images.shape[0]
+            object.__setattr__(self, "_turned", (stacked, offsets))
+        return self._turned
+
     def to(self, device: torch.device | str) -> ImageStore:
-        """The same store with its images on ``device`` (for sampling on the GPU)."""
+        """The same store with its images and index tensors on ``device`` (to sample on the GPU)."""
         return ImageStore(
             self.images.to(device), self.labels, self.base_names, self.class_base, self.class_turns
         )

@@ -1,0 +1,182 @@
+"""Episode sampling throughput: fastmeta against learn2learn on the same in-memory data.
+
+Omniglot-sized synthetic data (4112 classes x 20 uint8 images of 1x28x28) and 5-way 1-shot
+15-query meta-batches of 32, each delivered as a TaskBatch of float images in [0, 1]. Rounds of
+every method alternate, so background load hits them alike; the table gives the median and best
+round. learn2learn is skipped (with a note) when it cannot be imported.
+
+    python benchmarks/bench_sampling.py --json sampling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch.utils.data import TensorDataset
+
+import fastmeta.data as fm
+from fastmeta.data import ImageStore, TaskSet
+from fastmeta.tasks import TaskBatch
+
+WAYS, SHOTS, QUERIES, META_BATCH = 5, 1, 15, 32
+CLASSES, PER_CLASS, SIDE = 4112, 20, 28
+FAMILIAR_TRANSFORMS = ("NWays", "KShots", "LoadData", "RemapLabels", "ConsecutiveLabels")
+
+
+def synthetic_images(classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``classes x 20`` random uint8 images and their labels, sorted by class."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (classes * PER_CLASS, 1, SIDE, SIDE), generator=generator)
+    return images.to(torch.uint8), torch.arange(classes).repeat_interleave(PER_CLASS)
+
+
+def batch_from_tasks(tasks: list[tuple[torch.Tensor, torch.Tensor]]) -> TaskBatch:
+    """Stack per-task ``(X, y)`` with consecutive labels into a float TaskBatch, split per class."""
+    xs = torch.stack([x for x, _ in tasks]).view(len(tasks), WAYS, SHOTS + QUERIES, 1, SIDE, SIDE)
+    ys = torch.stack([y for _, y in tasks]).view(len(tasks), WAYS, SHOTS + QUERIES)
+    xs = xs.float().div_(255.0)
+    return TaskBatch(
+        xs[:, :, :SHOTS].reshape(len(tasks), WAYS * SHOTS, 1, SIDE, SIDE),
+        ys[:, :, :SHOTS].reshape(len(tasks), -1),
+        xs[:, :, SHOTS:].reshape(len(tasks), WAYS * QUERIES, 1, SIDE, SIDE),
+        ys[:, :, SHOTS:].reshape(len(tasks), -1),
+    )
+
+
+def familiar_sampler(
+    api: Any, images: torch.Tensor, labels: torch.Tensor
+) -> Callable[[], TaskBatch]:
+    """A meta-batch maker over a TaskDataset API (learn2learn's or fastmeta.data's)."""
+    dataset = api.MetaDataset(TensorDataset(images, labels))
+    transforms = [
+        api.NWays(dataset, WAYS),
+        api.KShots(dataset, SHOTS + QUERIES),
+        api.LoadData(dataset),
+        api.RemapLabels(dataset),
+        api.ConsecutiveLabels(dataset),
+    ]
+    tasks = api.TaskDataset(dataset, task_transforms=transforms, num_tasks=-1)
+    return lambda: batch_from_tasks([tasks.sample() for _ in range(META_BATCH)])
+
+
+def taskset_sampler(store: ImageStore) -> Callable[[], TaskBatch]:
+    """A meta-batch maker over fastmeta's TaskSet, walking the seeded stream."""
+    tasks = TaskSet.from_store(store, WAYS, SHOTS, QUERIES, META_BATCH, seed=0)
+    position = iter(range(sys.maxsize))
+    return lambda: tasks.batch(next(position))
+
+
+def check(batch: TaskBatch) -> None:
+    """Every method must deliver the same kind of batch."""
+    assert batch.support_x.shape == (META_BATCH, WAYS * SHOTS, 1, SIDE, SIDE)
+    assert batch.query_x.shape == (META_BATCH, WAYS * QUERIES, 1, SIDE, SIDE)
+    assert batch.support_x.dtype == torch.float32 and float(batch.query_x.max()) <= 1.0
+
+
+def time_round(make: Callable[[], TaskBatch], seconds: float, sync: Callable[[], None]) -> float:
+    """Tasks per second over whole meta-batches for about ``seconds``."""
+    batches, start = 0, time.perf_counter()
+    while True:
+        make()
+        batches += 1
+        sync()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return batches * META_BATCH / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per method")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="device of fastmeta's store")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    images, labels = synthetic_images(CLASSES)
+    names = [f"class{i:04d}" for i in range(CLASSES)]
+    store = ImageStore(images, labels, names).to(device)
+    chars = CLASSES // 4
+    rotated = ImageStore(images[: chars * PER_CLASS], labels[: chars * PER_CLASS], names[:chars])
+    rotated = rotated.with_rotations().to(device)
+    methods = {
+        "fastmeta TaskSet": taskset_sampler(store),
+        "fastmeta TaskSet, 1028 x 4 rotations": taskset_sampler(
+            rotated.with_rotations().to(device)
+        ),
+        "fastmeta TaskDataset (familiar API)": familiar_sampler(fm, images, labels),
+    }
+    notes = []
+    try:
+        import learn2learn.data as l2l_data
+    except ImportError as error:
+        notes.append(f"learn2learn not importable ({error}); its row is skipped")
+    else:
+        api = SimpleNamespace(
+            MetaDataset=l2l_data.MetaDataset,
+            TaskDataset=l2l_data.TaskDataset,
+            **{name: getattr(l2l_data.transforms, name) for name in FAMILIAR_TRANSFORMS},
+        )
+        methods["learn2learn 0.2.0 TaskDataset"] = familiar_sampler(api, images, labels)
+    for make in methods.values():
+        check(make())
+
+    load_before = os.getloadavg()
+    rounds: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(args.rounds):
+        for name, make in methods.items():
+            rounds[name].append(time_round(make, args.seconds, sync))
+    load_after = os.getloadavg()
+
+    reference = rounds.get("learn2learn 0.2.0 TaskDataset")
+    rows = []
+    for name, values in rounds.items():
+        row = {"method": name, "median": statistics.median(values), "best": max(values)}
+        if reference:
+            row["speedup_median"] = row["median"] / statistics.median(reference)
+        rows.append({**row, "rounds": values})
+
+    print(f"{'method':<40} {'median tasks/s':>15} {'best tasks/s':>13} {'x learn2learn':>14}")
+    for row in rows:
+        speedup = f"{row['speedup_median']:.1f}" if "speedup_median" in row else "-"
+        print(f"{row['method']:<40} {row['median']:>15,.0f} {row['best']:>13,.0f} {speedup:>14}")
+    print(f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
+    for note in notes:
+        print("note:", note)
+
+    if args.json:
+        report = {
+            "command": " ".join(["python", *sys.argv]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor()}",
+            "threads": args.threads,
+            "device": str(device),
+            "task": {"ways": WAYS, "shots": SHOTS, "queries": QUERIES, "meta_batch": META_BATCH},
+            "data": {"classes": CLASSES, "images_per_class": PER_CLASS, "shape": [1, SIDE, SIDE]},
+            "load_average_before_after": [load_before, load_after],
+            "results": rows,
+            "notes": notes,
+        }
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

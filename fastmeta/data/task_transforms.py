@@ -1,0 +1,218 @@
+"""Task transforms of the familiar API: each maps a task description to a narrower one.
+
+A transform is called as ``transform(description, generator)``; ``description`` is None for the
+first transform, which then starts from the whole dataset. All randomness comes from
+``generator`` (seeded per task by :class:`TaskDataset`). Labels are tracked without loading
+data, so only :class:`LoadData` touches the dataset's items, and only those that remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from fastmeta.data.familiar import MetaDataset, TaskDescription, as_meta_dataset
+from fastmeta.data.sampler import check_positive
+
+
+class _DatasetTransform:
+    """Base: holds the MetaDataset a transform starts from when it comes first."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset: MetaDataset = as_meta_dataset(dataset)
+
+    def _whole(self, labels: Iterable[int] | None = None) -> TaskDescription:
+        """Every item of ``labels`` (default: of every label), class by class."""
+        chosen = self.dataset.labels if labels is None else list(labels)
+        indices = torch.cat([self._class_indices(label) for label in chosen])
+        return TaskDescription(indices, self.dataset.item_labels[indices])
+
+    def _class_indices(self, label: int) -> Tensor:
+        if label not in self.dataset.class_indices:
+            raise ValueError(f"label {label} does not occur in the dataset")
+        return self.dataset.class_indices[label]
+
+
+def _distinct_in_order(labels: Tensor) -> Tensor:
+    """The distinct labels in order of first appearance."""
+    distinct, inverse = torch.unique(labels, return_inverse=True)
+    first = torch.full((distinct.numel(),), labels.numel(), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(labels.numel()), reduce="amin")
+    return distinct[first.argsort()]
+
+
+def _choose_ways(available: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` of the ``available`` labels, uniformly at random, in random order."""
+    if n > available.numel():
+        raise ValueError(
+            f"n={n} ways requested but the task has only {available.numel()} classes; lower n "
+            f"to at most {available.numel()} or keep more classes"
+        )
+    return available[torch.randperm(available.numel(), generator=generator)[:n]]
+
+
+def _shots(
+    rows: Tensor, label: int, k: int, replacement: bool, generator: torch.Generator
+) -> Tensor:
+    """``k`` of the item ``rows`` of class ``label``, at random (with or without replacement)."""
+    if replacement:
+        return rows[torch.randint(rows.numel(), (k,), generator=generator)]
+    if k > rows.numel():
+        raise ValueError(
+            f"k={k} shots requested but class {label} has only {rows.numel()} items; lower k, "
+            "pass replacement=True, or drop small classes with FilterLabels"
+        )
+    return rows[torch.randperm(rows.numel(), generator=generator)[:k]]
+
+
+class FilterLabels(_DatasetTransform):
+    """Keep only the items whose label is in ``labels``."""
+
+    def __init__(self, dataset: Dataset, labels: Iterable[int]) -> None:
+        super().__init__(dataset)
+        self.labels = sorted(set(labels))
+        if not self.labels:
+            raise ValueError("FilterLabels needs at least one label to keep")
+        for label in self.labels:
+            self._class_indices(label)
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            return self._whole(self.labels)
+        keep = torch.isin(description.labels, torch.tensor(self.labels))
+        return description.select(keep.nonzero().squeeze(1))
+
+
+class NWays(_DatasetTransform):
+    """Keep the items of ``n`` classes drawn uniformly at random from those present."""
+
+    def __init__(self, dataset: Dataset, n: int = 2) -> None:
+        super().__init__(dataset)
+        check_positive(n=n)
+        self.n = n
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            labels = torch.tensor(self.dataset.labels)
+            return self._whole(_choose_ways(labels, self.n, generator).tolist())
+        chosen = _choose_ways(_distinct_in_order(description.labels), self.n, generator)
+        keep = torch.isin(description.labels, chosen)
+        return description.select(keep.nonzero().squeeze(1))
+
+
+class KShots(_DatasetTransform):
+    """Keep ``k`` random items of every class present, class by class (first-appearance order)."""
+
+    def __init__(self, dataset: Dataset, k: int = 1, replacement: bool = False) -> None:
+        super().__init__(dataset)
+        check_positive(k=k)
+        self.k = k
+        self.replacement = replacement
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            description = self._whole()
+        rows = []
+        for label in _distinct_in_order(description.labels).tolist():
+            of_class = (description.labels == label).nonzero().squeeze(1)
+            rows.append(_shots(of_class, label, self.k, self.replacement, generator))
+        return description.select(torch.cat(rows))
+
+
+class FusedNWaysKShots(_DatasetTransform):
+    """``FilterLabels`` (optional), ``NWays`` and ``KShots`` in one step, without the big detour.
+
+    Draws ``n`` classes among ``filter_labels`` (default: all labels present) and ``k`` items of
+    each; from scratch it touches only the chosen classes' indices.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        n: int = 2,
+        k: int = 1,
+        replacement: bool = False,
+        filter_labels: Iterable[int] | None = None,
+    ) -> None:
+        super().__init__(dataset)
+        check_positive(n=n, k=k)
+        self.n = n
+        self.k = k
+        self.replacement = replacement
+        self.filter_labels = None if filter_labels is None else sorted(set(filter_labels))
+        for label in self.filter_labels or ():
+            self._class_indices(label)
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            available = torch.tensor(self.filter_labels or self.dataset.labels)
+            labels = _choose_ways(available, self.n, generator).tolist()
+            indices = torch.cat(
+                [
+                    _shots(self._class_indices(label), label, self.k, self.replacement, generator)
+                    for label in labels
+                ]
+            )
+            return TaskDescription(indices, self.dataset.item_labels[indices])
+        available = _distinct_in_order(description.labels)
+        if self.filter_labels is not None:
+            available = available[torch.isin(available, torch.tensor(self.filter_labels))]
+        rows = []
+        for label in _choose_ways(available, self.n, generator).tolist():
+            of_class = (description.labels == label).nonzero().squeeze(1)
+            rows.append(_shots(of_class, label, self.k, self.replacement, generator))
+        return description.select(torch.cat(rows))
+
+
+class LoadData(_DatasetTransform):
+    """Mark the task's items to be read from the dataset (else the task holds their indices)."""
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            description = self._whole()
+        return TaskDescription(description.indices, description.labels, load=True)
+
+
+class RemapLabels(_DatasetTransform):
+    """Relabel the classes ``0 .. n-1``: at random if ``shuffle``, else in order of appearance."""
+
+    def __init__(self, dataset: Dataset, shuffle: bool = True) -> None:
+        super().__init__(dataset)
+        self.shuffle = shuffle
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            description = self._whole()
+        distinct = _distinct_in_order(description.labels)
+        new = torch.arange(distinct.numel())
+        if self.shuffle:
+            new = torch.randperm(distinct.numel(), generator=generator)
+        lookup = torch.searchsorted(distinct.sort().values, description.labels)
+        remapped = new[distinct.argsort()][lookup]
+        return TaskDescription(description.indices, remapped, description.load)
+
+
+class ConsecutiveLabels(_DatasetTransform):
+    """Order the items by label (stable), so each class's items are consecutive."""
+
+    def __call__(
+        self, description: TaskDescription | None, generator: torch.Generator
+    ) -> TaskDescription:
+        if description is None:
+            description = self._whole()
+        return description.select(torch.argsort(description.labels, stable=True))
