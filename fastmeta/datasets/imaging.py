@@ -1,0 +1,199 @@
+"""Decode encoded images (PNG, JPEG, ...) into one uint8 array, in parallel worker processes.
+
+Every loader decodes through :func:`decode_images`, so resizing (LANCZOS), mode conversion and
+the size/mode checks behave the same for all datasets. A file that cannot be decoded is reported
+with its name and reason, never silently dropped: loaders raise on it, the folder loader skips
+and reports it.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+CHANNELS = {"L": 1, "RGB": 3}
+_CHUNK = 256
+_MIN_FOR_POOL = 512
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """How to turn one encoded image into a ``[C, size, size]`` uint8 array.
+
+    Args:
+        size: output side in pixels (square; LANCZOS resize when the source differs).
+        mode: output mode, ``"L"`` (1 channel) or ``"RGB"`` (3 channels).
+        invert: replace each value v by 255 - v (Omniglot: strokes become bright).
+        require_size: ``(width, height)`` the source must have, or None for any size.
+        require_mode: PIL mode the source must have, or None for any mode.
+    """
+
+    size: int
+    mode: str
+    invert: bool = False
+    require_size: tuple[int, int] | None = None
+    require_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in CHANNELS:
+            raise ValueError(f"image mode must be one of {sorted(CHANNELS)}; got {self.mode!r}")
+        if self.size < 1:
+            raise ValueError(f"image size must be a positive number of pixels; got {self.size}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (CHANNELS[self.mode], self.size, self.size)
+
+
+class ImageDecodeError(ValueError):
+    """One image could not be used; ``reason`` says why (shown beside the file name)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def convert_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
+    """``image`` checked against ``spec``, converted, resized, as a ``[C, H, W]`` uint8 array."""
+    if spec.require_size is not None and image.size != spec.require_size:
+        width, height = spec.require_size
+        raise ImageDecodeError(
+            f"wrong size {image.size[0]}x{image.size[1]}, expected {width}x{height}"
+        )
+    if spec.require_mode is not None and image.mode != spec.require_mode:
+        raise ImageDecodeError(f"wrong mode {image.mode}, expected {spec.require_mode}")
+    if image.mode != spec.mode:
+        image = image.convert(spec.mode)
+    if image.size != (spec.size, spec.size):
+        image = image.resize((spec.size, spec.size), Image.Resampling.LANCZOS)
+    array = np.asarray(image, dtype=np.uint8)
+    if spec.invert:
+        array = 255 - array
+    return array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1)
+
+
+def decode_bytes(data: bytes, spec: DecodeSpec) -> np.ndarray:
+    """Decode one encoded image; raises :class:`ImageDecodeError` saying why it is unusable."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return convert_image(image, spec)
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError("not an image (format not recognised)") from error
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageDecodeError(f"corrupt image ({error})") from error
+
+
+def default_workers() -> int:
+    """Worker processes for decoding: the CPUs this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+@dataclass
+class Decoded:
+    """Result of :func:`decode_images`: the good images, where they came from, and the failures."""
+
+    images: np.ndarray
+    positions: np.ndarray
+    names: list[str]
+    failures: list[tuple[str, str]]
+
+
+def decode_images(
+    items: Iterable[tuple[str, bytes]],
+    spec: DecodeSpec,
+    count: int | None = None,
+    workers: int | None = None,
+) -> Decoded:
+    """Decode ``(name, encoded bytes)`` pairs into ``images [M, C, H, W]`` uint8.
+
+    ``positions[i]`` is the index in ``items`` of ``images[i]`` and ``names[i]`` its name;
+    ``failures`` lists
+    ``(name, reason)`` for every item that could not be used. With ``count`` known the output is
+    preallocated; with several workers, chunks are decoded in a process pool (order is kept).
+    """
+    workers = default_workers() if workers is None else max(1, workers)
+    chunks = ((spec, chunk) for chunk in _chunked(items, _CHUNK))
+    use_pool = workers > 1 and (count is None or count >= _MIN_FOR_POOL)
+    if use_pool:
+        with multiprocessing.get_context().Pool(workers) as pool:
+            return _collect(pool.imap(_decode_chunk, chunks), spec, count)
+    return _collect(map(_decode_chunk, chunks), spec, count)
+
+
+def _chunked(items: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _decode_chunk(
+    job: tuple[DecodeSpec, list[tuple[str, bytes]]],
+) -> tuple[np.ndarray, list[int], list[str], list[tuple[str, str]]]:
+    spec, chunk = job
+    arrays, good, names, failures = [], [], [], []
+    for position, (name, data) in enumerate(chunk):
+        try:
+            arrays.append(decode_bytes(data, spec))
+        except ImageDecodeError as error:
+            failures.append((name, error.reason))
+            continue
+        good.append(position)
+        names.append(name)
+    stacked = np.stack(arrays) if arrays else np.empty((0, *spec.shape), np.uint8)
+    return stacked, good, names, failures
+
+
+def _collect(
+    results: Iterable[tuple[np.ndarray, list[int], list[str], list[tuple[str, str]]]],
+    spec: DecodeSpec,
+    count: int | None,
+) -> Decoded:
+    out = np.empty((count, *spec.shape), np.uint8) if count is not None else None
+    parts, positions, names, failures = [], [], [], []
+    filled = offset = 0
+    for images, good, good_names, bad in results:
+        if out is not None:
+            out[filled : filled + len(images)] = images
+        else:
+            parts.append(images)
+        filled += len(images)
+        positions.extend(offset + p for p in good)
+        names.extend(good_names)
+        failures.extend(bad)
+        offset += len(good) + len(bad)
+    if out is not None:
+        images = out[:filled]
+    else:
+        images = np.concatenate(parts) if parts else np.empty((0, *spec.shape), np.uint8)
+    return Decoded(images, np.asarray(positions, dtype=np.int64), names, failures)
+
+
+def convert_arrays(images: np.ndarray, spec: DecodeSpec) -> np.ndarray:
+    """``[N, H, W, C]`` uint8 arrays (C = 1 or 3) as ``[N, C', size, size]`` per ``spec``.
+
+    Images already of the requested size and channels are only transposed (no resampling).
+    """
+    channels = images.shape[3]
+    if images.shape[1:3] == (spec.size, spec.size) and channels == spec.shape[0]:
+        out = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+        return 255 - out if spec.invert else out
+    mode = {1: "L", 3: "RGB"}[channels]
+    out = np.empty((len(images), *spec.shape), np.uint8)
+    for i, array in enumerate(images):
+        pixels = array[..., 0] if channels == 1 else array
+        out[i] = convert_image(Image.fromarray(pixels, mode), spec)
+    return out
