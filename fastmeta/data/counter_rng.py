@@ -101,10 +101,10 @@ def distinct_below(bits: Tensor, population: int) -> Tensor:
 
 
 def _sequential_choice(bits: Tensor, population: int) -> Tensor:
-    """Sampling without replacement: pick ``j`` is the ``r_j``-th free value, ``r_j < pop - j``.
+    """Sampling without replacement: pick ``j`` is the ``r_j``-th value not yet taken.
 
-    With the taken values sorted ``s_0 < s_1 < ...``, the ``r``-th free value is
-    ``r + #{t : s_t - t <= r}``.
+    ``r_j`` is uniform in ``0 .. population-j-1``. With the taken values sorted
+    ``s_0 < s_1 < ...``, the ``r``-th free value is ``r + #{t : s_t - t <= r}``.
     """
     rows, picks = bits.shape
     taken = bits.new_empty(rows, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from itertools import count as count_from
 from typing import Any
 
@@ -56,11 +57,11 @@ class MetaDataset(Dataset):
         )
         self.labels = distinct.tolist()
 
-    @property
+    @cached_property
     def labels_to_indices(self) -> dict[int, list[int]]:
         return {label: indices.tolist() for label, indices in self.class_indices.items()}
 
-    @property
+    @cached_property
     def indices_to_labels(self) -> dict[int, int]:
         return dict(enumerate(self.item_labels.tolist()))
 

@@ -15,21 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from fastmeta.data.checks import check_positive, describe_class
 from fastmeta.data.counter_rng import distinct_below, draw_bits, episode_keys, shuffled_prefix
-
-
-def check_positive(**values: int) -> None:
-    """Raise a ValueError naming each argument that is not a positive integer."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def describe_class(index: int, class_names: Sequence[str] | None) -> str:
-    """``class 'name' (index i)`` or ``class i`` for error messages."""
-    if class_names is None:
-        return f"class {index}"
-    return f"class {class_names[index]!r} (index {index})"
 
 
 @dataclass(frozen=True)

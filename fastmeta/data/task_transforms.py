@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from fastmeta.data.checks import check_positive
 from fastmeta.data.familiar import MetaDataset, TaskDescription, as_meta_dataset
-from fastmeta.data.sampler import check_positive
 
 
 class _DatasetTransform:

@@ -12,7 +12,8 @@ from itertools import count as count_from
 
 import torch
 
-from fastmeta.data.sampler import EpisodeIndices, EpisodeSampler, check_positive
+from fastmeta.data.checks import check_positive
+from fastmeta.data.sampler import EpisodeIndices, EpisodeSampler
 from fastmeta.data.store import ImageStore
 from fastmeta.data.variable import VariableEpisode, VariableEpisodeSampler
 from fastmeta.tasks import Task, TaskBatch

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from fastmeta.data.checks import check_positive, describe_class
 from fastmeta.data.counter_rng import (
     below,
     distinct_below,
@@ -32,7 +33,6 @@ from fastmeta.data.counter_rng import (
     shuffled_prefix,
     unit_interval,
 )
-from fastmeta.data.sampler import check_positive, describe_class
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,14 @@ class VariableEpisode:
 class VariableEpisodeSampler:
     """Draws Meta-Dataset-style episodes over classes of the given sizes (see the module text).
 
-    Episode ``i`` depends only on (seed, i). Every class needs at least 2 images (one support,
-    one query).
+    Args:
+        class_sizes: ``[num_classes]`` images per class, each at least 2 (one support, one
+            query); draws run on its device.
+        seed: the stream; episode ``i`` depends only on (seed, i).
+        min_ways, max_ways, max_queries, max_support, max_support_per_class: the bounds of the
+            procedure (the paper's values by default). ``max_ways`` is capped at the number of
+            classes.
+        class_names: names used in error messages.
     """
 
     def __init__(
@@ -131,9 +137,10 @@ class VariableEpisodeSampler:
         room = sizes - queries
         budget = min(
             self.max_support,
-            int(torch.ceil(beta * room.clamp(max=self.max_support_per_class)).sum()),
+            int(torch.ceil(beta * room.clamp(max=self.max_support_per_class).double()).sum()),
         )
-        weights = torch.softmax(log_weights, 0)
+        weights = log_weights.exp()
+        weights = weights / weights.sum()
         shots = torch.minimum(torch.floor(weights * (budget - ways)).long() + 1, room)
 
         sort_keys = draw_bits(key, 2 + 3 * top, ways * self._max_size)

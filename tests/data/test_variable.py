@@ -121,5 +121,8 @@ def test_task_set_gathers_variable_tasks_of_the_right_classes():
 def test_bad_variable_arguments_say_what_to_change(sizes, kwargs, message):
     with pytest.raises(ValueError, match=message):
         VariableEpisodeSampler(torch.tensor(sizes), **kwargs)
+
+
+def test_negative_episode_index_is_refused():
     with pytest.raises(ValueError, match="episode indices start at 0"):
         VariableEpisodeSampler(torch.full((6,), 5)).sample(-1)
