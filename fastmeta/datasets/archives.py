@@ -44,7 +44,7 @@ def corrupt_archive(path: Path, error: BaseException, fix: str) -> CorruptDataEr
     """The error to raise when archive ``path`` cannot be read."""
     return CorruptDataError(
         f"{path} cannot be read as an archive: {describe_bad_file(path)} "
-        f"[{type(error).__name__}: {error}]. Delete it and {fix}"
+        f"[{type(error).__name__}: {error}]. Delete it. {fix}"
     )
 
 
@@ -55,7 +55,7 @@ def read_members(
 
     Names are relative to the archive (or folder) root, e.g. ``images_background/Latin/...``.
     Zip and folder members come sorted by name, tar members in archive order (read in one pass).
-    ``fix`` completes the error message for a damaged archive ("run `fastmeta data ...`").
+    ``fix`` ends the error message for a damaged archive ("Run `fastmeta data ...`.").
     """
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
@@ -117,7 +117,7 @@ def extract_archive(archive: Path, dest: Path) -> list[Path]:
     Every member is checked first: absolute paths, ``..`` components, links and special files
     are refused (nothing is written in that case), so no member can escape ``dest``.
     """
-    fix = "download it again."
+    fix = "Download it again."
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     try:

@@ -85,7 +85,7 @@ def read_cifar100(
         ensure([ARCHIVE], root, dataset, download)
         source = root / ARCHIVE.path
     files = [source] if source.is_file() else [source / part for part in _PARTS]
-    fix = f"run `fastmeta data download {dataset} --root {root}`."
+    fix = f"Run `fastmeta data download {dataset} --root {root}`."
     key = {"dataset": "cifar100", "size": image_size, "files": fingerprint(root, files)}
 
     def build() -> LabelledImages:
@@ -159,7 +159,7 @@ def _load(
     folder = data_root(dataset, root)
     data = read_cifar100(folder, image_size, cache_dir, download, dataset)
     path = _split_file(folder, dataset, split, download)
-    fix = f"run `fastmeta data download {dataset} --root {folder}` to restore the published lists."
+    fix = f"Run `fastmeta data download {dataset} --root {folder}` to restore the published lists."
     verify_manifest(folder, [path], fix)
     if dataset == "cifar-fs":
         if path.suffix == ".json":  # [[superclass, class], ...]

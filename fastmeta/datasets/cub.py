@@ -86,7 +86,7 @@ def read_cub(
     root: Path, image_size: int, cache_dir: PathLike | None, download: bool, workers: int | None
 ) -> LabelledImages:
     """All CUB-200-2011 images, labelled by class folder name (``"001.Black_footed_Albatross"``)."""
-    fix = f"restore the original files or run `fastmeta data download {NAME} --root {root}`."
+    fix = f"Restore the original files or run `fastmeta data download {NAME} --root {root}`."
     if not (root / "CUB_200_2011" / "images").is_dir():
         ensure([ARCHIVE], root, NAME, download)
     source, listed = _image_members(root, fix)
@@ -102,10 +102,10 @@ def read_cub(
         if decoded.failures:
             shown = "; ".join(f"{n}: {why}" for n, why in decoded.failures[:3])
             raise CorruptDataError(
-                f"{len(decoded.failures)} CUB image(s) could not be decoded ({shown}); {fix}"
+                f"{len(decoded.failures)} CUB image(s) could not be decoded ({shown}). {fix}"
             )
         if not decoded.names:
-            raise CorruptDataError(f"no images (<class>/*.jpg) found in {source}; {fix}")
+            raise CorruptDataError(f"no images (<class>/*.jpg) found in {source}. {fix}")
         classes = [name.split("/")[-2] for name in decoded.names]
         names = sorted(set(classes))
         index = {name: i for i, name in enumerate(names)}
@@ -140,11 +140,11 @@ def load_cub(
     resource = SPLIT_LISTS[split]
     ensure([resource], folder, NAME, download)
     path = folder / resource.path
-    fix = f"run `fastmeta data download {NAME} --root {folder}` to restore the published lists."
+    fix = f"Run `fastmeta data download {NAME} --root {folder}` to restore the published lists."
     verify_manifest(folder, [path], fix)
     try:
         names = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise CorruptDataError(f"{path} is not valid JSON ({error}); {fix}") from error
+        raise CorruptDataError(f"{path} is not valid JSON ({error}). {fix}") from error
     data = read_cub(folder, image_size, cache_dir, download, workers)
     return build_store(data, [(n, 0) for n in names], str(path), fix)

@@ -54,5 +54,5 @@ def verify_manifest(root: Path, files: Iterable[Path], fix: str) -> None:
             raise CorruptDataError(
                 f"{path} does not match its checksum in {root / MANIFEST} "
                 f"(sha256 {actual}, expected {expected}): the file is damaged, truncated or "
-                f"was replaced. Restore the original file; {fix}"
+                f"was replaced. Restore the original file. {fix}"
             )

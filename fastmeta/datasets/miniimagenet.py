@@ -92,7 +92,7 @@ def _read_csv_split(
     if listed is None:
         ensure([SPLIT_LISTS[split]], root, NAME, download)
         listed = root / SPLIT_LISTS[split].path
-    verify_manifest(root, [listed], f"run `fastmeta data download {NAME} --root {root}`.")
+    verify_manifest(root, [listed], f"Run `fastmeta data download {NAME} --root {root}`.")
     rows = read_split_csv(listed)
     folder = root / "images"
     paths = [folder / name for name, _ in rows]
@@ -247,4 +247,4 @@ def load_miniimagenet(
             f"(the list downloads with: fastmeta data download {NAME} --root {folder})"
         )
     where = f"mini-ImageNet {split} ({folder})"
-    return build_store(data, [(name, 0) for name in data.names], where, "check the files.")
+    return build_store(data, [(name, 0) for name in data.names], where, "Check the files.")

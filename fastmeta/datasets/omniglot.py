@@ -126,7 +126,7 @@ def _decode(
     folder: Path, sources: dict[str, Path], image_size: int, invert: bool, workers: int | None
 ) -> LabelledImages:
     fix = (
-        "get the originals from github.com/brendenlake/omniglot or run "
+        "Get the originals from github.com/brendenlake/omniglot or run "
         f"`fastmeta data download {NAME} --root {folder}`."
     )
     verify_manifest(folder, [p for p in sources.values() if p.is_file()], fix)
@@ -134,7 +134,7 @@ def _decode(
     if count == 0:
         raise CorruptDataError(
             f"no Omniglot PNGs (<Alphabet>/characterNN/*.png) found in {list(sources.values())}; "
-            f"these are not the Omniglot archives: {fix}"
+            f"these are not the Omniglot archives. {fix}"
         )
     items = (item for source in sources.values() for item in read_members(source, _is_image, fix))
     decoded = decode_images(items, DecodeSpec(image_size, "L", invert=invert), count, workers)
@@ -180,7 +180,7 @@ def omniglot_classes(
     resource = SPLIT_LISTS[split]
     ensure([resource], root, NAME, download)
     path = root / resource.path
-    fix = f"run `fastmeta data download {NAME} --root {root}` to restore the published lists."
+    fix = f"Run `fastmeta data download {NAME} --root {root}` to restore the published lists."
     verify_manifest(root, [path], fix)
     classes = []
     for number, line in enumerate(read_list(path, fix), start=1):
@@ -228,5 +228,5 @@ def load_omniglot(
         folder, image_size, invert=invert, cache_dir=cache_dir, download=download, workers=workers
     )
     classes, where = omniglot_classes(data, split, scheme, folder, seed, download)
-    fix = "the split list and the Omniglot archives must come from the same release."
+    fix = "The split list and the Omniglot archives must come from the same release."
     return build_store(data, classes, where, fix)

@@ -157,4 +157,4 @@ def load_tieredimagenet(
     folder = data_root(NAME, root)
     data = _read_split(folder, split, image_size, cache_dir, workers)
     where = f"tiered-ImageNet {split} ({folder})"
-    return build_store(data, [(name, 0) for name in data.names], where, "check the files.")
+    return build_store(data, [(name, 0) for name in data.names], where, "Check the files.")
