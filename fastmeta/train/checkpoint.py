@@ -15,7 +15,8 @@ Why each piece exists:
   state holding objects that such loading would reject (NumPy scalars, paths, custom classes).
 - **Verified content.** torch's zip format does not check its CRCs, so flipped bytes in tensor data
   load silently. Every checkpoint stores a SHA-256 digest of its content; a mismatch, a truncated
-  file or a non-fastmeta file raises :class:`CheckpointCorruptError`, naming the previous checkpoint.
+  file or a non-fastmeta file raises :class:`CheckpointCorruptError`, which names the previous
+  checkpoint.
 - **Fingerprint.** The caller stores e.g. ``{"model": model_fingerprint(model), "config": cfg}``;
   ``load_checkpoint(..., expected=...)`` refuses to resume a different model or configuration with
   a :class:`CheckpointMismatchError` listing every difference.
@@ -412,7 +413,7 @@ def _previous_checkpoint(path: Path) -> Path | None:
 
 def _short_error(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    useful = next((line for line in lines if "Unsupported global" in line), None)
+    useful = next((line for line in lines if "unsupported global" in line.lower()), None)
     text = useful or (lines[0] if lines else "")
     text = text if len(text) <= 200 else text[:197] + "..."
     return f"{type(err).__name__}: {text}"
