@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import pickle
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from .archives import describe_bad_file
 from .errors import CorruptDataError
 
 _ALLOWED = {
@@ -68,14 +70,10 @@ def load_data_pickle(data: bytes | BinaryIO, source: str, encoding: str = "latin
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         return _DataUnpickler(stream, encoding=encoding).load()
-    except pickle.UnpicklingError as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        path = Path(source)
+        what = describe_bad_file(path) if path.is_file() else "it is truncated or damaged"
         raise CorruptDataError(
-            f"{source} is not a valid data pickle ({error}); it may be truncated, saved as an "
-            "HTML page by a failed download, or not the expected file. Replace it with the "
-            "original file."
-        ) from error
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
-        raise CorruptDataError(
-            f"{source} could not be unpickled ({type(error).__name__}: {error}); the file is "
-            "truncated or damaged. Replace it with the original file."
+            f"{source} is not a readable data pickle: {what} [{type(error).__name__}: {error}]. "
+            "Replace it with the original file."
         ) from error
