@@ -1,11 +1,15 @@
-"""``key=value`` command-line overrides applied to a dataclass configuration, with validation."""
+"""Typed run configuration: nested dataclasses, YAML in and out, ``key=value`` overrides.
+
+Every setting has a type; loading YAML or applying an override checks it and refuses unknown
+keys or invalid values with the list of what is valid, before anything runs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import yaml
@@ -14,23 +18,83 @@ C = TypeVar("C")
 
 
 def apply_overrides(config: C, overrides: Sequence[str]) -> C:
-    """A copy of ``config`` with each ``key=value`` applied; values are parsed as YAML scalars.
+    """A copy of ``config`` with each ``key=value`` applied (``section.key=value`` for nesting).
 
-    Unknown keys and values of the wrong type raise ``ValueError`` listing what is valid.
+    Values are parsed as YAML scalars or lists (``steps=3``, ``lr=1e-3``, ``seeds=[1,2]``).
     """
-    fields = {f.name: f for f in dataclasses.fields(config)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(type(config))
-    changes: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not key=value (e.g. iterations=1000)")
-        if key not in fields:
-            raise ValueError(
-                f"unknown setting {key!r}; valid settings: {', '.join(sorted(fields))}"
-            )
-        changes[key] = _coerce(key, yaml.safe_load(raw), hints[key])
-    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+        config = _set_path(config, key.split("."), yaml.safe_load(raw), key)
+    return config
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
+    """Build dataclass ``cls`` from a (nested) mapping, checking every key and value."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where or 'config'} must be a mapping of settings, got {data!r}")
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown setting {where + unknown[0]!r}; valid settings"
+            f"{' of ' + where.rstrip('.') if where else ''}: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = from_dict(hint, value, f"{where}{key}.")
+        else:
+            values[key] = _coerce(f"{where}{key}", value, hint)
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) of a dataclass config, suitable for YAML and JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def load_yaml(cls: type[C], text: str, where: str = "") -> C:
+    """Parse YAML ``text`` into ``cls``; an empty document gives the defaults."""
+    data = yaml.safe_load(text) or {}
+    return from_dict(cls, data, where)
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _set_path(config: Any, path: list[str], value: Any, full_key: str) -> Any:
+    fields = {f.name for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    head, rest = path[0], path[1:]
+    if head not in fields:
+        prefix = full_key[: len(full_key) - len(".".join(path))]
+        raise ValueError(
+            f"unknown setting {full_key!r}; valid settings"
+            f"{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(fields))}"
+        )
+    current = getattr(config, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"{full_key!r}: {head!r} is a value, not a section")
+        return dataclasses.replace(config, **{head: _set_path(current, rest, value, full_key)})
+    if dataclasses.is_dataclass(current):
+        new = from_dict(type(current), value, f"{full_key}.")
+    else:
+        new = _coerce(full_key, value, hints[head])
+    return dataclasses.replace(config, **{head: new})
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -55,12 +119,21 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             value = [value]
-        (item_type, *_rest) = typing.get_args(hint) or (Any,)
+        item_type = (typing.get_args(hint) or (Any,))[0]
         return origin(_coerce(key, v, item_type) for v in value)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, str, bool) and not isinstance(value, hint):
-        raise ValueError(f"{key}={value!r} must be of type {hint.__name__}")
-    if hint is int and isinstance(value, bool):
-        raise ValueError(f"{key}={value!r} must be of type int")
+    if hint is float:
+        return _to_float(key, value)
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ValueError(f"{key}={value!r} must be of type {hint.__name__}")
     return value
+
+
+def _to_float(key: str, value: Any) -> float:
+    """Floats, ints, and strings like ``1e-3`` (which YAML 1.1 reads as text)."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{key}={value!r} must be a number")

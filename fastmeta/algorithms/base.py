@@ -44,6 +44,12 @@ class MetaLearner(nn.Module):
     def forward(self, batch: TaskBatch) -> MetaOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def evaluate(self, batch: TaskBatch) -> MetaOutput:
+        """Scores on ``batch`` for evaluation; builds no graph. Algorithms with an inner loop
+        override this to adapt with their test-time settings."""
+        with torch.no_grad():
+            return self(batch)
+
     def accumulate_gradients(self, batch: TaskBatch, chunk_size: int | None) -> MetaOutput:
         """``forward(batch).loss.backward()`` in chunks of tasks, so memory stays bounded.
 

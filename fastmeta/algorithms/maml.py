@@ -54,6 +54,9 @@ class MAML(MetaLearner):
             or a predicate on names; default all trainable ones. Frozen parameters never adapt.
         loss_fn: ``loss_fn(predictions, targets)``; default cross-entropy for class labels and
             MSE for real targets.
+        inner_loss_scale: multiplies the support loss the inner loop descends (MAML's reference
+            code sums the cross-entropy over the N*K support examples and divides by K: that is
+            ``inner_loss_scale=N`` here).
         strategy: ``"auto"``, ``"vmap"`` or ``"loop"`` over the tasks of a batch (same numbers).
         chunk_size: at most this many tasks in flight at once (``None``: the whole batch).
     """
@@ -68,6 +71,7 @@ class MAML(MetaLearner):
         first_order: bool = False,
         adapt: Iterable[str] | NameFilter | None = None,
         loss_fn: LossFn | None = None,
+        inner_loss_scale: float = 1.0,
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
@@ -87,6 +91,7 @@ class MAML(MetaLearner):
         self.first_order = first_order
         self.adapt_filter = adapt
         self.loss_fn = loss_fn or default_loss
+        self.inner_loss_scale = inner_loss_scale
         self.strategy = strategy
         self.chunk_size = chunk_size
 
@@ -119,9 +124,12 @@ class MAML(MetaLearner):
         def forward(p: Params, x: Tensor) -> Tensor:
             return functional_forward(self.model, p, buffers, x)
 
+        def support_loss(predictions: Tensor, targets: Tensor) -> Tensor:
+            return self.inner_loss_scale * self.loss_fn(predictions, targets)
+
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
             fast = adapt(
-                forward, params, sx, sy, self.loss_fn,
+                forward, params, sx, sy, support_loss,
                 steps=steps, lr=lr, adapt_names=names, first_order=first_order,
             )  # fmt: skip
             predictions = forward(fast, qx)

@@ -1,0 +1,42 @@
+"""Presets: YAML run configurations that reproduce published settings."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from fastmeta.config import load_yaml
+from fastmeta.run_config import RunConfig
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with fastmeta."""
+    folder = resources.files(__package__)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_text(name: str) -> str:
+    path = resources.files(__package__) / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no preset named {name!r}; presets: {', '.join(preset_names())}")
+    return path.read_text()
+
+
+def load_config(name_or_path: str) -> RunConfig:
+    """A preset by name, or a YAML file by path (``.yaml``/``.yml``)."""
+    if name_or_path.endswith((".yaml", ".yml")):
+        path = Path(name_or_path)
+        if not path.exists():
+            raise ValueError(f"config file {path} does not exist")
+        return load_yaml(RunConfig, path.read_text(), where="")
+    return load_yaml(RunConfig, preset_text(name_or_path))
+
+
+def preset_summary(name: str) -> str:
+    """The first comment line of a preset, describing it."""
+    for line in preset_text(name).splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return yaml.safe_load(preset_text(name)).get("name", name)

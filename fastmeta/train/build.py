@@ -1,0 +1,145 @@
+"""Turn a :class:`~fastmeta.run_config.RunConfig` into the objects of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from fastmeta.algorithms import MAML, MetaLearner
+from fastmeta.algorithms.protonet import PrototypicalNetwork
+from fastmeta.models import MLP, Conv4
+from fastmeta.run_config import RunConfig
+from fastmeta.tasks import TaskBatch
+
+
+class TaskSource(Protocol):
+    """What the trainer needs of a task stream (``TaskSet`` and ``SineTasks`` both are one)."""
+
+    def batch(self, index: int) -> TaskBatch: ...
+
+    def evaluation(self, num_episodes: int) -> Iterator[TaskBatch]: ...
+
+
+@dataclass
+class Sources:
+    """Training stream, validation and test episode sources, and the input shape."""
+
+    train: TaskSource
+    val: TaskSource
+    test: TaskSource
+    input_shape: tuple[int, ...]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available; use device=cpu or auto")
+    return torch.device(name)
+
+
+def build_sources(config: RunConfig, device: torch.device) -> Sources:
+    """The train/val/test task sources of ``config.data`` and ``config.sampler``."""
+    s, e = config.sampler, config.eval
+    test_ways = s.test_ways or s.ways
+    test_shots = s.test_shots or s.shots
+    test_queries = s.test_queries or s.queries
+    if config.data.dataset == "sine":
+        from fastmeta.datasets.sine import SineTasks
+
+        return Sources(
+            train=SineTasks(s.shots, s.queries, config.seed, s.meta_batch),
+            val=SineTasks(test_shots, test_queries, e.seed + 1, e.batch_size),
+            test=SineTasks(test_shots, test_queries, e.seed, e.batch_size),
+            input_shape=(1,),
+        )
+    from fastmeta.data.taskset import TaskSet
+    from fastmeta.datasets import load_split
+
+    def split(name: str):  # noqa: ANN202
+        store = load_split(
+            config.data.dataset, name, root=config.data.root, image_size=config.data.image_size,
+            scheme=config.data.split,
+        )  # fmt: skip
+        return store.to(device)
+
+    train_store = split("train")
+    return Sources(
+        train=TaskSet.from_store(
+            train_store, s.ways, s.shots, s.queries, batch_size=s.meta_batch, seed=config.seed
+        ),
+        val=TaskSet.from_store(
+            split("val"), test_ways, test_shots, test_queries, e.batch_size, seed=e.seed + 1
+        ),
+        test=TaskSet.from_store(
+            split("test"), test_ways, test_shots, test_queries, e.batch_size, seed=e.seed
+        ),
+        input_shape=train_store.image_shape,
+    )
+
+
+def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
+    """The network; its output size is the number of ways (or an embedding for ProtoNets)."""
+    m = config.model
+    metric = config.algorithm.name == "protonet"
+    if m.name == "mlp":
+        out = 1 if config.data.dataset == "sine" else config.sampler.ways
+        return MLP(input_shape[0], list(m.layers), m.hidden if metric else out, init=m.init)
+    return Conv4(
+        in_channels=input_shape[0],
+        out_features=None if metric else config.sampler.ways,
+        hidden=m.hidden,
+        downsample=m.downsample,
+    )
+
+
+def build_algorithm(config: RunConfig, model: nn.Module) -> MetaLearner:
+    a = config.algorithm
+    if a.name == "protonet":
+        return PrototypicalNetwork(model, a.distance, strategy=a.strategy, chunk_size=a.chunk_size)
+    if config.sampler.test_ways not in (None, config.sampler.ways):
+        raise ValueError(
+            "MAML's head has one output per training way; set sampler.test_ways equal to "
+            f"sampler.ways ({config.sampler.ways}) or leave it unset"
+        )
+    return MAML(
+        model,
+        lr=a.inner_lr,
+        steps=a.inner_steps,
+        test_steps=a.test_inner_steps,
+        first_order=a.first_order,
+        adapt=a.adapt,
+        inner_loss_scale=a.inner_loss_scale,
+        strategy=a.strategy,
+        chunk_size=a.chunk_size,
+    )
+
+
+def build_optimizer(
+    config: RunConfig, algorithm: MetaLearner
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    o = config.optimizer
+    params = [p for p in algorithm.parameters() if p.requires_grad]
+    if o.name == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(
+            params, lr=o.lr, weight_decay=o.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+        )
+    if o.schedule == "step":
+        scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, o.step_size, o.gamma
+        )
+    elif o.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, max(1, config.train.iterations)
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return optimizer, scheduler

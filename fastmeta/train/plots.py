@@ -1,0 +1,79 @@
+"""Pictures of a run (the optional ``plot`` extra): learning curves, adapted sine curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastmeta.train.trainer import Trainer
+
+
+def draw_pictures(trainer: Trainer) -> list[Path]:
+    """Every picture that fits the run: learning curves, and adapted curves for sine runs."""
+    paths = [plot_run(trainer.run_dir)]
+    if trainer.config.data.dataset == "sine":
+        paths.append(plot_sine_adaptation(trainer))
+    return paths
+
+
+def plot_run(run_dir: Path) -> Path:
+    """Draw ``curves.png`` from ``metrics.jsonl``: training loss/accuracy and validation score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["phase"] == "train"]
+    val = [r for r in rows if r["phase"] == "val"]
+    panels = [("loss", "training query loss", train)]
+    if any("accuracy" in r for r in train):
+        panels.append(("accuracy", "training query accuracy", train))
+    if val:
+        key = "accuracy" if "accuracy" in val[0] else "loss"
+        panels.append((key, f"validation {key}", val))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, (key, title, series) in zip(axes[0], panels, strict=True):
+        ax.plot([r["step"] for r in series], [r[key] for r in series])
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    path = run_dir / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
+    """``adapted_curves.png``: truth, support points and the model after 0, 1 and 10 steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from fastmeta.datasets.sine import sine_curve
+    from fastmeta.tasks import TaskBatch
+
+    source = trainer.sources.test
+    support = source.episodes(0, tasks)
+    amplitude, phase = source.parameters(0, tasks)
+    grid = torch.linspace(-5, 5, 200).reshape(1, -1, 1).expand(tasks, -1, -1)
+    dense = TaskBatch(support.support_x, support.support_y, grid, torch.zeros_like(grid))
+    fig, axes = plt.subplots(1, tasks, figsize=(4.5 * tasks, 3.5), squeeze=False)
+    curves = {steps: trainer.algorithm.evaluate(dense, steps).predictions for steps in (0, 1, 10)}
+    for i, ax in enumerate(axes[0]):
+        x = grid[i, :, 0]
+        ax.plot(x, sine_curve(amplitude[i], phase[i], x), "k", label="ground truth")
+        for (steps, predictions), style in zip(curves.items(), (":", "--", "-"), strict=True):
+            ax.plot(x, predictions[i, :, 0], style, label=f"{steps} steps")
+        ax.scatter(support.support_x[i, :, 0], support.support_y[i, :, 0], c="r", label="support")
+        ax.set_title(f"test task {i}, K={support.support_x.shape[1]}")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path = trainer.run_dir / "adapted_curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

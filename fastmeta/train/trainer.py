@@ -1,0 +1,310 @@
+"""The trainer: meta-train any algorithm, validate, checkpoint, resume exactly, and test.
+
+A run lives in one directory: ``config.yaml`` (the resolved configuration), ``metrics.csv`` and
+``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically), ``best.pt`` (best on
+validation), ``test_episodes.csv`` and ``report.json``. Resuming continues from the newest
+checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG state is saved,
+the resumed run ends exactly where an uninterrupted one does (on the same machine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from fastmeta.algorithms import MAML
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.config import dump_yaml, load_yaml, to_dict
+from fastmeta.run_config import RunConfig
+from fastmeta.train.build import (
+    build_algorithm,
+    build_model,
+    build_optimizer,
+    build_sources,
+    resolve_device,
+)
+from fastmeta.train.checkpoint import (
+    best_checkpoint,
+    load_checkpoint,
+    load_latest,
+    model_fingerprint,
+    save_best,
+    save_checkpoint,
+)
+from fastmeta.train.evaluate import evaluate_episodes, summarize
+from fastmeta.train.logging import MetricsLog
+from fastmeta.train.rng import capture_rng_state, restore_rng_state
+
+CONFIG_FILE = "config.yaml"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The meta-loss became NaN or infinite; training stopped at ``step``."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(
+            f"meta-loss is {loss} at step {step}; lower the learning rates or set "
+            "optimizer.grad_clip"
+        )
+        self.step = step
+
+
+@dataclass
+class Progress:
+    """What is carried across steps and checkpoints besides the weights."""
+
+    step: int = 0
+    best_score: float = -math.inf
+    best_step: int = -1
+    stale_validations: int = 0
+    train_seconds: float = 0.0
+
+
+class Trainer:
+    """Meta-trains ``config`` in ``run_dir``; :meth:`fit` runs to the end and tests."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, progress_bar: bool = True) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress_bar = progress_bar
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.sources = build_sources(config, self.device)
+        self.algorithm = build_algorithm(config, build_model(config, self.sources.input_shape))
+        self.algorithm.to(self.device)
+        self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
+        self.progress = Progress()
+
+    # ----------------------------------------------------------------- run directory
+    @classmethod
+    def create(cls, config: RunConfig, run_dir: Path, progress_bar: bool = True) -> Trainer:
+        """A new run; refuses a directory that already holds one (resume it instead)."""
+        run_dir = Path(run_dir)
+        if (run_dir / CONFIG_FILE).exists():
+            raise FileExistsError(
+                f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
+                f"{run_dir}` or choose another --out directory"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(dump_yaml(config))
+        return cls(config, run_dir, progress_bar)
+
+    @classmethod
+    def resume(cls, run_dir: Path, progress_bar: bool = True) -> Trainer:
+        """The run in ``run_dir``, restored from its newest checkpoint (or from the start)."""
+        run_dir = Path(run_dir)
+        config_path = run_dir / CONFIG_FILE
+        if not config_path.exists():
+            raise FileNotFoundError(f"{run_dir} holds no {CONFIG_FILE}: it is not a run directory")
+        config = load_yaml(RunConfig, config_path.read_text())
+        trainer = cls(config, run_dir, progress_bar)
+        latest = load_latest(run_dir, expected=trainer.expected())
+        if latest is not None:
+            trainer.load_state(latest[1])
+        return trainer
+
+    def expected(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into this run."""
+        return {"model": model_fingerprint(self.algorithm), "config": to_dict(self.config)}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "progress": vars(self.progress).copy(),
+            "rng": capture_rng_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.progress = Progress(**state["progress"])
+        restore_rng_state(state["rng"])
+
+    # ----------------------------------------------------------------- training
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.iterations`` (or early stop), then test the best model."""
+        t = self.config.train
+        log = MetricsLog(self.run_dir, resume_step=self.progress.step)
+        bar = tqdm(
+            total=t.iterations, initial=self.progress.step, disable=not self.progress_bar,
+            desc=self.config.name, dynamic_ncols=True,
+        )  # fmt: skip
+        started, done_here = time.perf_counter(), 0
+        seconds_before = self.progress.train_seconds
+        try:
+            while self.progress.step < t.iterations:
+                out = self.train_step()
+                done_here += 1
+                self.progress.train_seconds = seconds_before + time.perf_counter() - started
+                step = self.progress.step
+                rate = done_here * self.config.sampler.meta_batch / (time.perf_counter() - started)
+                bar.update(1)
+                if step % t.log_every == 0 or step == t.iterations:
+                    values = {"loss": float(out.loss), "tasks_per_s": rate}
+                    if out.accuracy is not None:
+                        values["accuracy"] = float(out.accuracy.mean())
+                    log.log(step, "train", **values, lr=self.scheduler.get_last_lr()[0])
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+                stop = False
+                if t.val_every and step % t.val_every == 0:
+                    stop = self.validate(log)
+                if step % t.checkpoint_every == 0 or step == t.iterations or stop:
+                    save_checkpoint(
+                        self.run_dir, step, self.state(), t.keep_checkpoints,
+                        fingerprint=self.expected(),
+                    )  # fmt: skip
+                if stop:
+                    break
+        finally:
+            bar.close()
+            log.close()
+        return self.test()
+
+    def train_step(self) -> MetaOutput:
+        """One meta-step on batch ``progress.step`` of the training stream."""
+        step = self.progress.step
+        batch = self.sources.train.batch(step)
+        self.algorithm.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
+        loss = float(out.loss)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(step + 1, loss)
+        clip = self.config.optimizer.grad_clip
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.algorithm.parameters(), clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.progress.step = step + 1
+        return out
+
+    def validate(self, log: MetricsLog) -> bool:
+        """Score the fixed validation episodes; keep the best; True when early stopping fires."""
+        scores = self.evaluate(self.sources.val, self.config.train.val_episodes)
+        summary_key = "accuracy" if "accuracy" in scores else "loss"
+        summary = summarize(scores[summary_key])
+        log.log(self.progress.step, "val", **{summary_key: summary.mean, "ci95": summary.ci95})
+        score = summary.mean if summary_key == "accuracy" else -summary.mean
+        p = self.progress
+        if score > p.best_score:
+            p.best_score, p.best_step, p.stale_validations = score, p.step, 0
+            save_best(self.run_dir, self.state(), step=p.step, fingerprint=self.expected())
+            return False
+        p.stale_validations += 1
+        patience = self.config.train.early_stop_patience
+        return patience is not None and p.stale_validations >= patience
+
+    def evaluate(
+        self, source: Any, episodes: int, inner_steps: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for MAML)."""
+        self.algorithm.eval()
+        if inner_steps is None:
+            evaluate = self.algorithm.evaluate
+        else:
+            evaluate = partial(self.algorithm.evaluate, steps=inner_steps)
+        return evaluate_episodes(evaluate, source.evaluation(episodes))
+
+    # ----------------------------------------------------------------- testing
+    def test(self, episodes: int | None = None, use_best: bool = True) -> dict[str, Any]:
+        """Score the fixed test episodes with the best (or final) weights and write the report."""
+        best = use_best and self.load_best()
+        episodes = episodes or self.config.eval.episodes
+        scores = self.evaluate(self.sources.test, episodes)
+        report = self.protocol(episodes)
+        report["checkpoint"] = (
+            f"best on validation (step {self.progress.best_step})"
+            if best
+            else f"final (step {self.progress.step})"
+        )
+        for name, values in scores.items():
+            report[name] = vars(summarize(values))
+        if self.config.eval.inner_steps and isinstance(self.algorithm, MAML):
+            report["by_inner_steps"] = {
+                str(k): {
+                    name: vars(summarize(values))
+                    for name, values in self.evaluate(self.sources.test, episodes, k).items()
+                }
+                for k in self.config.eval.inner_steps
+            }
+        _write_episodes(self.run_dir / "test_episodes.csv", scores)
+        (self.run_dir / "report.json").write_text(json.dumps(report, indent=2))
+        return report
+
+    def load_best(self) -> bool:
+        """Load the best-on-validation weights when the run has them; True if it did."""
+        best = best_checkpoint(self.run_dir)
+        if best is None:
+            return False
+        self.algorithm.load_state_dict(load_checkpoint(best, expected=self.expected())["algorithm"])
+        return True
+
+    def protocol(self, episodes: int) -> dict[str, Any]:
+        """The evaluation protocol, stated in every report."""
+        c, s = self.config, self.config.sampler
+        protocol: dict[str, Any] = {
+            "name": c.name,
+            "algorithm": c.algorithm.name + (" (first order)" if c.algorithm.first_order else ""),
+            "dataset": c.data.dataset,
+            "split": c.data.split if c.data.dataset != "sine" else None,
+            "episodes": episodes,
+            "ways": None if c.data.dataset == "sine" else s.test_ways or s.ways,
+            "shots": s.test_shots or s.shots,
+            "queries_per_class": s.test_queries or s.queries,
+            "iterations": self.progress.step,
+            "train_seconds": round(self.progress.train_seconds, 1),
+            "reference": c.reference,
+        }
+        if c.algorithm.name == "maml":
+            protocol["test_inner_steps"] = c.algorithm.test_inner_steps
+        if c.model.name == "conv4":
+            protocol["batchnorm"] = "batch statistics of each episode (transductive)"
+        return protocol
+
+
+def _write_episodes(path: Path, scores: dict[str, torch.Tensor]) -> None:
+    names = list(scores)
+    rows = zip(*(scores[n].tolist() for n in names), strict=True)
+    lines = ["episode," + ",".join(names)]
+    lines += [f"{i}," + ",".join(f"{v:.6g}" for v in row) for i, row in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable summary of a test report."""
+    lines = [
+        f"{report['name']}: {report['algorithm']} on {report['dataset']}"
+        + (f" ({report['split']} split)" if report.get("split") else ""),
+        f"  protocol: {report['episodes']} test episodes, "
+        + (f"{report['ways']}-way " if report["ways"] else "")
+        + f"{report['shots']}-shot, {report['queries_per_class']} queries"
+        + (" per class" if report["ways"] else "")
+        + (f", {report['test_inner_steps']} inner steps" if "test_inner_steps" in report else "")
+        + (f", BatchNorm: {report['batchnorm']}" if "batchnorm" in report else ""),
+        f"  weights: {report['checkpoint']}",
+    ]
+    if "accuracy" in report:
+        a = report["accuracy"]
+        lines.append(f"  accuracy: {100 * a['mean']:.2f} +- {100 * a['ci95']:.2f} %")
+    lines.append("  query loss: " + _format_loss(report["loss"]))
+    for steps, scores in report.get("by_inner_steps", {}).items():
+        lines.append(f"  after {steps:>2} inner steps, query loss: " + _format_loss(scores["loss"]))
+    return "\n".join(lines)
+
+
+def _format_loss(summary: dict[str, Any]) -> str:
+    text = f"{summary['mean']:.4f} +- {summary['ci95']:.4f} (median {summary['median']:.4f})"
+    if summary["non_finite"]:
+        text += f", {summary['non_finite']} non-finite episodes excluded"
+    return text

@@ -1,0 +1,155 @@
+"""The trainer: exact resume (in process and after kill -9), NaN handling, refusal of a
+mismatched checkpoint, deterministic evaluation, and the run directory's contents."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastmeta.config import apply_overrides
+from fastmeta.presets import load_config
+from fastmeta.train.checkpoint import CheckpointMismatchError, list_checkpoints
+from fastmeta.train.trainer import NonFiniteLossError, Trainer
+
+SMALL = [
+    "train.iterations=60", "train.val_every=20", "train.val_episodes=20",
+    "train.checkpoint_every=10", "train.log_every=5", "eval.episodes=40", "eval.batch_size=20",
+    "model.layers=[16,16]", "model.init=torch", "sampler.meta_batch=4",
+]  # fmt: skip
+
+
+def small_config(*overrides: str):
+    return apply_overrides(load_config("sine-maml"), [*SMALL, *overrides])
+
+
+def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    trainer = Trainer.resume(run_dir, progress_bar=False)
+    return trainer.algorithm.state_dict()
+
+
+def comparable(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "train_seconds"}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_interruption_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    config = small_config()
+    reference = Trainer.create(config, tmp_path / "a", progress_bar=False).fit()
+
+    interrupted = Trainer.create(config, tmp_path / "b", progress_bar=False)
+    stop_at = int(torch.randint(11, 59, (1,)))
+    original = interrupted.train_step
+
+    def failing_step():
+        if interrupted.progress.step == stop_at:
+            raise Interrupted
+        return original()
+
+    interrupted.train_step = failing_step  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        interrupted.fit()
+    resumed = Trainer.resume(tmp_path / "b", progress_bar=False)
+    assert resumed.progress.step == stop_at // 10 * 10
+    report = resumed.fit()
+
+    assert comparable(report) == comparable(reference)
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    rows = lambda d: [  # noqa: E731
+        {k: v for k, v in json.loads(line).items() if k != "tasks_per_s"}
+        for line in (d / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+
+
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
+    overrides = [*SMALL, "train.iterations=150", "train.checkpoint_every=7"]
+    command = [sys.executable, "-m", "fastmeta", "train", "sine-maml", *overrides, "--no-progress"]
+    subprocess.run([*command, "--out", str(tmp_path / "a")], check=True, capture_output=True)
+
+    run_b = tmp_path / "b"
+    process = subprocess.Popen([*command, "--out", str(run_b)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list_checkpoints(run_b)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_b / "report.json").exists(), "the run finished before it was killed"
+    done = subprocess.run(
+        [sys.executable, "-m", "fastmeta", "train", "--resume", str(run_b), "--no-progress"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    a, b = final_state(tmp_path / "a"), final_state(run_b)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    report = lambda d: comparable(json.loads((d / "report.json").read_text()))  # noqa: E731
+    assert report(tmp_path / "a") == report(run_b)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer.create(small_config(), tmp_path, progress_bar=False)
+    original = trainer.train_step
+
+    def poisoned_step():
+        if trainer.progress.step == 25:
+            with torch.no_grad():
+                trainer.algorithm.model.head.bias.fill_(float("nan"))
+        return original()
+
+    trainer.train_step = poisoned_step  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteLossError, match="at step 26"):
+        trainer.fit()
+    resumed = Trainer.resume(tmp_path, progress_bar=False)
+    assert resumed.progress.step == 20
+    assert all(torch.isfinite(p).all() for p in resumed.algorithm.parameters())
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
+    Trainer.create(small_config("train.iterations=10"), tmp_path, progress_bar=False).fit()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("- 16\n  - 16", "- 8\n  - 8"))
+    with pytest.raises(CheckpointMismatchError, match="model.body.0.weight"):
+        Trainer.resume(tmp_path, progress_bar=False)
+
+
+def test_new_run_refuses_an_existing_run_directory(tmp_path):
+    Trainer.create(small_config(), tmp_path, progress_bar=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer.create(small_config(), tmp_path, progress_bar=False)
+
+
+def test_evaluation_is_deterministic_and_independent_of_batching(tmp_path):
+    trainer = Trainer.create(small_config("train.iterations=20"), tmp_path, progress_bar=False)
+    trainer.fit()
+    first = trainer.evaluate(trainer.sources.test, 30)["loss"]
+    again = trainer.evaluate(trainer.sources.test, 30)["loss"]
+    rebatched = replace(trainer.sources.test, batch_size=7)
+    assert torch.equal(first, again)
+    torch.testing.assert_close(trainer.evaluate(rebatched, 30)["loss"], first)
+
+
+def test_run_directory_holds_config_metrics_episodes_and_report(tmp_path):
+    report = Trainer.create(small_config(), tmp_path, progress_bar=False).fit()
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.yaml", "metrics.csv", "metrics.jsonl", "checkpoints", "report.json",
+            "test_episodes.csv"} <= names  # fmt: skip
+    episodes = (tmp_path / "test_episodes.csv").read_text().splitlines()
+    assert episodes[0] == "episode,loss" and len(episodes) == 41
+    assert report["episodes"] == 40 and report["shots"] == 5
+    assert set(report["by_inner_steps"]) == {"1", "5", "10"}
+    assert len(list_checkpoints(tmp_path)) == 3
