@@ -123,9 +123,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return origin(_coerce(key, v, item_type) for v in value)
     if hint is float:
         return _to_float(key, value)
-    if hint in (int, str, bool):
-        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ValueError(f"{key}={value!r} must be of type {hint.__name__}")
+    if hint in (int, str, bool) and (
+        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
+    ):
+        raise ValueError(f"{key}={value!r} must be of type {hint.__name__}")
     return value
 
 

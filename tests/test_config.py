@@ -81,5 +81,5 @@ def test_nested_errors_name_the_section_and_valid_keys(override, message):
 def test_yaml_with_unknown_key_is_refused():
     from fastmeta.config import load_yaml
 
-    with pytest.raises(ValueError, match="unknown setting 'inner.stepz'"):
+    with pytest.raises(ValueError, match=r"unknown setting 'inner\.stepz'"):
         load_yaml(Outer, "inner:\n  stepz: 3\n")

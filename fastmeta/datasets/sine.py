@@ -29,9 +29,10 @@ def episode_generator(seed: int, index: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class SineTasks:
-    """A seeded stream of sine-regression episodes with ``shots`` support and ``queries`` query points.
+    """A seeded stream of sine-regression episodes.
 
-    ``batch(b)`` holds episodes ``b * batch_size`` onward.
+    Each episode has ``shots`` support and ``queries`` query points; ``batch(b)`` holds episodes
+    ``b * batch_size`` onward.
     """
 
     shots: int = 10

@@ -11,6 +11,7 @@ from torch import nn
 
 from fastmeta.algorithms import MAML, MetaLearner
 from fastmeta.algorithms.protonet import PrototypicalNetwork
+from fastmeta.data.store import ImageStore
 from fastmeta.models import MLP, Conv4
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
@@ -60,7 +61,7 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
     from fastmeta.data.taskset import TaskSet
     from fastmeta.datasets import load_split
 
-    def split(name: str):  # noqa: ANN202
+    def split(name: str) -> ImageStore:
         store = load_split(
             config.data.dataset, name, root=config.data.root, image_size=config.data.image_size,
             scheme=config.data.split,

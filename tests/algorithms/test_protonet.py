@@ -23,7 +23,7 @@ def reference_loss_and_logits(encoder, batch, distance):
                 [F.cosine_similarity(q.unsqueeze(0), prototypes, dim=-1) for q in query]
             )
         else:
-            logits = -torch.cdist(query, prototypes) ** 2
+            logits = -(torch.cdist(query, prototypes) ** 2)
         losses.append(F.cross_entropy(logits, task.query_y))
         all_logits.append(logits)
     return torch.stack(losses).mean(), torch.stack(all_logits)

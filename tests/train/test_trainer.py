@@ -123,7 +123,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     Trainer.create(small_config("train.iterations=10"), tmp_path, progress_bar=False).fit()
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config_file.read_text().replace("- 16\n  - 16", "- 8\n  - 8"))
-    with pytest.raises(CheckpointMismatchError, match="model.body.0.weight"):
+    with pytest.raises(CheckpointMismatchError, match=r"model\.body\.0\.weight"):
         Trainer.resume(tmp_path, progress_bar=False)
 
 
