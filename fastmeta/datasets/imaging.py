@@ -104,10 +104,9 @@ def default_workers() -> int:
 
 @dataclass
 class Decoded:
-    """Result of :func:`decode_images`: the good images, where they came from, and the failures."""
+    """Result of :func:`decode_images`: the good images, their names, and the failures."""
 
     images: np.ndarray
-    positions: np.ndarray
     names: list[str]
     failures: list[tuple[str, str]]
 
@@ -120,10 +119,9 @@ def decode_images(
 ) -> Decoded:
     """Decode ``(name, encoded bytes)`` pairs into ``images [M, C, H, W]`` uint8.
 
-    ``positions[i]`` is the index in ``items`` of ``images[i]`` and ``names[i]`` its name;
-    ``failures`` lists
+    ``names[i]`` is the name of ``images[i]`` (input order is kept); ``failures`` lists
     ``(name, reason)`` for every item that could not be used. With ``count`` known the output is
-    preallocated; with several workers, chunks are decoded in a process pool (order is kept).
+    preallocated; with several workers, chunks are decoded in a process pool.
     """
     workers = default_workers() if workers is None else max(1, workers)
     chunks = ((spec, chunk) for chunk in _chunked(items, _CHUNK))
@@ -142,44 +140,40 @@ def _chunked(items: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tup
 
 def _decode_chunk(
     job: tuple[DecodeSpec, list[tuple[str, bytes]]],
-) -> tuple[np.ndarray, list[int], list[str], list[tuple[str, str]]]:
+) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
     spec, chunk = job
-    arrays, good, names, failures = [], [], [], []
-    for position, (name, data) in enumerate(chunk):
+    arrays, names, failures = [], [], []
+    for name, data in chunk:
         try:
             arrays.append(decode_bytes(data, spec))
+            names.append(name)
         except ImageDecodeError as error:
             failures.append((name, error.reason))
-            continue
-        good.append(position)
-        names.append(name)
     stacked = np.stack(arrays) if arrays else np.empty((0, *spec.shape), np.uint8)
-    return stacked, good, names, failures
+    return stacked, names, failures
 
 
 def _collect(
-    results: Iterable[tuple[np.ndarray, list[int], list[str], list[tuple[str, str]]]],
+    results: Iterable[tuple[np.ndarray, list[str], list[tuple[str, str]]]],
     spec: DecodeSpec,
     count: int | None,
 ) -> Decoded:
     out = np.empty((count, *spec.shape), np.uint8) if count is not None else None
-    parts, positions, names, failures = [], [], [], []
-    filled = offset = 0
-    for images, good, good_names, bad in results:
+    parts, names, failures = [], [], []
+    filled = 0
+    for images, good_names, bad in results:
         if out is not None:
             out[filled : filled + len(images)] = images
         else:
             parts.append(images)
         filled += len(images)
-        positions.extend(offset + p for p in good)
         names.extend(good_names)
         failures.extend(bad)
-        offset += len(good) + len(bad)
     if out is not None:
         images = out[:filled]
     else:
         images = np.concatenate(parts) if parts else np.empty((0, *spec.shape), np.uint8)
-    return Decoded(images, np.asarray(positions, dtype=np.int64), names, failures)
+    return Decoded(images, names, failures)
 
 
 def convert_arrays(images: np.ndarray, spec: DecodeSpec) -> np.ndarray:
@@ -191,9 +185,8 @@ def convert_arrays(images: np.ndarray, spec: DecodeSpec) -> np.ndarray:
     if images.shape[1:3] == (spec.size, spec.size) and channels == spec.shape[0]:
         out = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
         return 255 - out if spec.invert else out
-    mode = {1: "L", 3: "RGB"}[channels]
     out = np.empty((len(images), *spec.shape), np.uint8)
     for i, array in enumerate(images):
-        pixels = array[..., 0] if channels == 1 else array
-        out[i] = convert_image(Image.fromarray(pixels, mode), spec)
+        pixels = array[..., 0] if channels == 1 else np.ascontiguousarray(array)
+        out[i] = convert_image(Image.fromarray(pixels), spec)
     return out

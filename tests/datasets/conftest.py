@@ -5,14 +5,20 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from fastmeta.datasets.omniglot import load_omniglot, read_omniglot
+
+SPLITS = ("train", "val", "test")
 
 
 def shared_root(name: str) -> Path:
@@ -51,6 +57,33 @@ def colour(seed: int, size: int = 84, channels: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     shape = (size, size, channels) if channels > 1 else (size, size)
     return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.fixture(scope="session")
+def real(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The real Omniglot decoded ONCE per test session into a fresh temporary cache.
+
+    A fresh cache means every run tests the cold decode (whatever cache the machine has), and
+    the timed second load shows the cache hit; all real-data tests share these results.
+    """
+    root = shared_root("omniglot")
+    cache = tmp_path_factory.mktemp("omniglot-cache")
+    start = time.perf_counter()
+    data = read_omniglot(root, cache_dir=cache)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    again = read_omniglot(root, cache_dir=cache)
+    warm = time.perf_counter() - start
+    return SimpleNamespace(
+        root=root,
+        cache=cache,
+        data=data,
+        again=again,
+        cold=cold,
+        warm=warm,
+        vinyals={s: load_omniglot(s, root, cache_dir=cache) for s in SPLITS},
+        maml={s: load_omniglot(s, root, cache_dir=cache, scheme="maml") for s in SPLITS},
+    )
 
 
 @dataclass

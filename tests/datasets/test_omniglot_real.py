@@ -1,15 +1,13 @@
 """The real Omniglot (``$FASTMETA_DATA/omniglot``): counts, splits, pixels, and the cache.
 
-One module-scoped fixture decodes the two zips ONCE into a fresh temporary cache (so every run
-tests the cold decode, whatever cache the machine already has), then loads again from that
-cache; every test below reuses those results.
+The session fixture ``real`` (conftest.py) decodes the zips once into a fresh cache and loads
+them again from it; every test here reuses those results.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import time
 import zipfile
 from types import SimpleNamespace
 
@@ -20,31 +18,7 @@ from PIL import Image
 from fastmeta.datasets import omniglot
 from fastmeta.datasets.omniglot import load_omniglot, read_omniglot
 
-from .conftest import shared_root
-
 SPLITS = ("train", "val", "test")
-
-
-@pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    root = shared_root("omniglot")
-    cache = tmp_path_factory.mktemp("omniglot-cache")
-    start = time.perf_counter()
-    data = read_omniglot(root, cache_dir=cache)
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
-    again = read_omniglot(root, cache_dir=cache)
-    warm = time.perf_counter() - start
-    return SimpleNamespace(
-        root=root,
-        cache=cache,
-        data=data,
-        again=again,
-        cold=cold,
-        warm=warm,
-        vinyals={s: load_omniglot(s, root, cache_dir=cache) for s in SPLITS},
-        maml={s: load_omniglot(s, root, cache_dir=cache, scheme="maml") for s in SPLITS},
-    )
 
 
 def test_counts_shape_and_dtype(real: SimpleNamespace) -> None:
