@@ -1,11 +1,14 @@
 """Episode sampling throughput: fastmeta against learn2learn on the same in-memory data.
 
 Omniglot-sized synthetic data (4112 classes x 20 uint8 images of 1x28x28) and 5-way 1-shot
-15-query meta-batches of 32, each delivered as a TaskBatch of float images in [0, 1]. Rounds of
-every method alternate, so background load hits them alike; the table gives the median and best
-round. learn2learn is skipped (with a note) when it cannot be imported.
+15-query meta-batches of 32, each delivered as the same TaskBatch of float images in [0, 1]
+(learn2learn's and the familiar API's tasks are split per class, stacked and converted). Rounds
+of every method alternate, so background load hits them alike; the table gives the median and
+best round and the speed-up over learn2learn, from the medians and as the median of adjacent
+round pairs. learn2learn is skipped (with a note) when it cannot be imported; run it from the
+peers environment (see PEERS.md):
 
-    python benchmarks/bench_sampling.py --json sampling.json
+    .venv-peers/bin/python benchmarks/bench_sampling.py --json sampling.json
 """
 
 from __future__ import annotations
@@ -96,6 +99,18 @@ def time_round(make: Callable[[], TaskBatch], seconds: float, sync: Callable[[],
             return batches * META_BATCH / elapsed
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per method")
@@ -149,12 +164,19 @@ def main() -> None:
         row = {"method": name, "median": statistics.median(values), "best": max(values)}
         if reference:
             row["speedup_median"] = row["median"] / statistics.median(reference)
+            paired = [mine / theirs for mine, theirs in zip(values, reference, strict=True)]
+            row["speedup_paired_median"] = statistics.median(paired)
         rows.append({**row, "rounds": values})
 
-    print(f"{'method':<40} {'median tasks/s':>15} {'best tasks/s':>13} {'x learn2learn':>14}")
+    header = ["median tasks/s", "best tasks/s", "x l2l (medians)", "x l2l (paired)"]
+    print(f"{'method':<38}" + "".join(f"{h:>17}" for h in header))
     for row in rows:
-        speedup = f"{row['speedup_median']:.1f}" if "speedup_median" in row else "-"
-        print(f"{row['method']:<40} {row['median']:>15,.0f} {row['best']:>13,.0f} {speedup:>14}")
+        cells = [f"{row['median']:,.0f}", f"{row['best']:,.0f}"]
+        for key in ("speedup_median", "speedup_paired_median"):
+            cells.append(f"{row[key]:.1f}" if key in row else "-")
+        print(f"{row['method']:<38}" + "".join(f"{c:>17}" for c in cells))
+    if reference:
+        print("paired: median over rounds of (this round / the adjacent learn2learn round)")
     print(f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     for note in notes:
         print("note:", note)
@@ -165,7 +187,7 @@ def main() -> None:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor()}",
+            "machine": f"{cpu_model()}, {os.cpu_count()} CPUs ({platform.machine()})",
             "threads": args.threads,
             "device": str(device),
             "task": {"ways": WAYS, "shots": SHOTS, "queries": QUERIES, "meta_batch": META_BATCH},
