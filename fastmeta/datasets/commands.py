@@ -1,7 +1,7 @@
 """``fastmeta data ...``: download, inspect, verify and prepare the benchmark datasets.
 
 :func:`add_data_commands` registers the ``data`` command on the main parser's subparsers; each
-sub-command stores its handler in ``func`` (``args.func(args)`` returns the exit status).
+sub-command stores its handler in ``handler`` (``args.handler(args)`` returns the exit status).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .archives import extract_archive, is_archive
@@ -17,6 +18,8 @@ from .errors import DatasetError
 from .integrity import MANIFEST, file_digest, read_manifest
 from .paths import SPLITS, cache_root, data_root
 from .registry import DATASETS, dataset_info, load_splits
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,13 +30,13 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     commands = data.add_subparsers(dest="data_command", required=True)
     names = ", ".join(DATASETS)
 
-    def add(name: str, handler: object, text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=text, description=text)
         parser.add_argument("name", help=f"dataset: {names}")
         parser.add_argument(
             "--root", type=Path, default=None, help="dataset folder (default $FASTMETA_DATA/<name>)"
         )
-        parser.set_defaults(func=handler)
+        parser.set_defaults(handler=handler)
         return parser
 
     download = add("download", download_command, "fetch and verify a dataset's files")

@@ -160,7 +160,7 @@ def _character(name: str) -> str:
     return f"{alphabet}/{character}"
 
 
-def omniglot_classes(
+def _split_classes(
     data: LabelledImages, split: str, scheme: str, root: Path, seed: int, download: bool
 ) -> tuple[list[tuple[str, int]], str]:
     """The (character, quarter turns) classes of ``split`` and a description of their source."""
@@ -227,6 +227,6 @@ def load_omniglot(
     data = read_omniglot(
         folder, image_size, invert=invert, cache_dir=cache_dir, download=download, workers=workers
     )
-    classes, where = omniglot_classes(data, split, scheme, folder, seed, download)
+    classes, where = _split_classes(data, split, scheme, folder, seed, download)
     fix = "The split list and the Omniglot archives must come from the same release."
     return build_store(data, classes, where, fix)

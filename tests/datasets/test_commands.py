@@ -24,7 +24,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="fastmeta")
     add_data_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["data", *argv])
-    code = args.func(args)
+    code = args.handler(args)
     out, err = capsys.readouterr()
     return code, out, err
 

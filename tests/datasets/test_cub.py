@@ -100,6 +100,19 @@ def test_corrupt_jpeg_is_named(root: Path, tmp_path: Path) -> None:
         load_cub("train", root, cache_dir=tmp_path / "cache")
 
 
+def test_truncated_tgz(root: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "CUB_200_2011.tgz", "w:gz") as archive:
+        archive.add(root / "CUB_200_2011", arcname="CUB_200_2011")
+    data = (packed / "CUB_200_2011.tgz").read_bytes()
+    (packed / "CUB_200_2011.tgz").write_bytes(data[: len(data) // 2])
+    os.symlink(shared_root("cub") / "splits", packed / "splits")
+    with pytest.raises(CorruptDataError, match="truncated or damaged") as error:
+        load_cub("train", packed, cache_dir=tmp_path / "cache", workers=2)
+    assert "fastmeta data download cub" in str(error.value)
+
+
 def test_split_list_naming_absent_class(root: Path, tmp_path: Path) -> None:
     (root / "splits").unlink()
     (root / "splits").mkdir()
