@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from .errors import DownloadError, MissingDataError
 from .integrity import MANIFEST, file_digest, read_manifest
 
 _BLOCK = 1 << 16
-_TRANSIENT = (http.client.IncompleteRead, ConnectionError, TimeoutError, socket.timeout)
+_TRANSIENT = (http.client.IncompleteRead, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)

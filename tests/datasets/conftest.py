@@ -29,7 +29,7 @@ def shared_root(name: str) -> Path:
             "FASTMETA_DATA is not set; these tests read the real files (split lists, Omniglot) "
             "from $FASTMETA_DATA/<dataset>, e.g. FASTMETA_DATA=/work/shared/data"
         )
-    return Path(base) / name
+    return Path(base).expanduser().resolve() / name
 
 
 def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
