@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .paths import cache_root
+from .paths import PathLike, cache_root
 
 FORMAT_VERSION = 1
 
@@ -50,7 +50,7 @@ def fingerprint(root: Path, files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def cache_path(key: dict[str, Any], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def cache_path(key: dict[str, Any], cache_dir: PathLike | None = None) -> Path:
     """Where the decoded arrays for ``key`` live (``<cache>/<dataset>-<hash>.npz``)."""
     text = json.dumps({"version": FORMAT_VERSION, **key}, sort_keys=True)
     name = f"{key.get('dataset', 'data')}-{hashlib.sha256(text.encode()).hexdigest()[:20]}.npz"
@@ -60,7 +60,7 @@ def cache_path(key: dict[str, Any], cache_dir: str | os.PathLike[str] | None = N
 def load_or_build(
     key: dict[str, Any],
     build: Callable[[], LabelledImages],
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: PathLike | None = None,
 ) -> LabelledImages:
     """The cached arrays for ``key`` if present and intact, else ``build()`` saved to the cache.
 

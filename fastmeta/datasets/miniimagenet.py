@@ -13,7 +13,6 @@ are checked against it, so a pickle of another split is caught.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -207,11 +206,11 @@ def _labels_from_class_dict(class_dict: object, count: int, path: Path) -> np.nd
 
 def load_miniimagenet(
     split: str = "train",
-    root: str | os.PathLike[str] | None = None,
+    root: PathLike | None = None,
     image_size: int = SIZE,
     *,
     source: str = "auto",
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: PathLike | None = None,
     download: bool = False,
     workers: int | None = None,
 ) -> ImageStore:

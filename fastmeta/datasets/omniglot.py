@@ -15,7 +15,6 @@ MAML). Two splits are offered:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from .download import Resource, ensure
 from .errors import CorruptDataError, SplitError
 from .imaging import DecodeSpec, decode_images
 from .integrity import verify_manifest
-from .paths import data_root, normalize_split
+from .paths import PathLike, data_root, normalize_split
 from .splits import build_store, hashed_order, read_list
 
 NAME = "omniglot"
@@ -92,11 +91,11 @@ def _sources(root: Path) -> dict[str, Path]:
 
 
 def read_omniglot(
-    root: str | os.PathLike[str] | None = None,
+    root: PathLike | None = None,
     image_size: int = 28,
     *,
     invert: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: PathLike | None = None,
     download: bool = False,
     workers: int | None = None,
 ) -> LabelledImages:
@@ -197,13 +196,13 @@ def _split_classes(
 
 def load_omniglot(
     split: str = "train",
-    root: str | os.PathLike[str] | None = None,
+    root: PathLike | None = None,
     image_size: int = 28,
     *,
     scheme: str = "vinyals",
     seed: int = 1,
     invert: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: PathLike | None = None,
     download: bool = False,
     workers: int | None = None,
 ) -> ImageStore:

@@ -16,7 +16,7 @@ SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"validation": "val", "valid": "val", "training": "train", "testing": "test"}
 
 
-def data_root(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+def data_root(name: str, root: PathLike | None = None) -> Path:
     """The folder holding dataset ``name``: ``root`` if given, else ``$FASTMETA_DATA/<name>``.
 
     Without ``$FASTMETA_DATA`` the default is ``~/.local/share/fastmeta/<name>``.
@@ -29,7 +29,7 @@ def data_root(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     return Path.home() / ".local" / "share" / "fastmeta" / name
 
 
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def cache_root(cache_dir: PathLike | None = None) -> Path:
     """Decoded-array folder: ``cache_dir``, else ``$FASTMETA_CACHE``, else ``~/.cache/fastmeta``."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
