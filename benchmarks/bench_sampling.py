@@ -115,11 +115,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per method")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's own default)"
+    )
     parser.add_argument("--device", default="cpu", help="device of fastmeta's store")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -177,6 +180,7 @@ def main() -> None:
         print(f"{row['method']:<38}" + "".join(f"{c:>17}" for c in cells))
     if reference:
         print("paired: median over rounds of (this round / the adjacent learn2learn round)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     print(f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     for note in notes:
         print("note:", note)
@@ -188,7 +192,7 @@ def main() -> None:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "machine": f"{cpu_model()}, {os.cpu_count()} CPUs ({platform.machine()})",
-            "threads": args.threads,
+            "threads": torch.get_num_threads(),
             "device": str(device),
             "task": {"ways": WAYS, "shots": SHOTS, "queries": QUERIES, "meta_batch": META_BATCH},
             "data": {"classes": CLASSES, "images_per_class": PER_CLASS, "shape": [1, SIDE, SIDE]},

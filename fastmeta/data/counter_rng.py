@@ -38,10 +38,16 @@ def derive_seed(seed: int, index: int) -> int:
 
 
 def episode_keys(seed: int, start: int, count: int, device: torch.device | str) -> Tensor:
-    """``[count]`` int64 32-bit keys of episodes ``start .. start+count-1`` of stream ``seed``."""
+    """``[count]`` int64 32-bit keys of episodes ``start .. start+count-1`` of stream ``seed``.
+
+    Key ``i`` folds ``derive_seed(seed, i)`` to 32 bits.
+    """
+    if start < 0:
+        raise ValueError(f"episode and task indices start at 0; got {start}")
+    base = _splitmix64(seed & _MASK64)
     keys = []
-    for index in range(start, start + count):
-        mixed = derive_seed(seed, index)
+    for index in range(start + 1, start + count + 1):
+        mixed = _splitmix64((base + index * _GOLDEN64) & _MASK64)
         keys.append((mixed ^ (mixed >> 32)) & MASK32)
     return torch.tensor(keys, dtype=torch.int64, device=device)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fastmeta.data.counter_rng import (
     _sequential_choice,
     below,
+    derive_seed,
     distinct_below,
     draw_bits,
     episode_keys,
@@ -46,6 +47,8 @@ def test_episode_keys_are_random_access_and_seed_dependent():
     assert torch.equal(together, alone)
     assert together.unique().numel() == 50
     assert not torch.equal(together, episode_keys(8, 100, 50, "cpu"))
+    folded = [(d ^ (d >> 32)) & 0xFFFFFFFF for d in (derive_seed(7, i) for i in range(100, 150))]
+    assert together.tolist() == folded
 
 
 def test_draws_within_a_key_are_distinct_and_offsets_address_the_same_stream():
