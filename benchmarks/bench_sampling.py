@@ -187,7 +187,7 @@ def main() -> None:
 
     if args.json:
         report = {
-            "command": " ".join(["python", *sys.argv]),
+            "command": " ".join([sys.executable, *sys.argv]),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
             "python": platform.python_version(),
