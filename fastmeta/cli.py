@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="test a run's model on fixed episodes (mean and 95%% CI)"
     )
     evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--episodes", type=int, help="number of test episodes (default: config)")
+    evaluate.add_argument(
+        "overrides", nargs="*", metavar="key=value",
+        help="test protocol changes, e.g. sampler.test_queries=15 eval.episodes=1000",
+    )  # fmt: skip
+    evaluate.add_argument("--name", default="eval", help="report file name (default eval.json)")
     evaluate.add_argument("--final", action="store_true", help="use the last weights, not best")
 
     commands.add_parser("presets", help="list the presets")
@@ -112,9 +116,10 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from fastmeta.train.trainer import Trainer, format_report
 
-    trainer = Trainer.resume(args.run_dir, progress_bar=False)
-    report = trainer.test(episodes=args.episodes, use_best=not args.final)
+    trainer = Trainer.resume(args.run_dir, progress_bar=False, eval_overrides=args.overrides)
+    report = trainer.test(use_best=not args.final, name=args.name)
     print(format_report(report))
+    print(f"written: {args.run_dir / args.name}.json, {args.run_dir / args.name}_episodes.csv")
     return 0
 
 

@@ -45,7 +45,7 @@ def summarize(values: Tensor) -> Summary:
     return Summary(
         mean=float(finite.mean()),
         ci95=1.96 * std / math.sqrt(n),
-        median=float(finite.median()),
+        median=float(torch.quantile(finite, 0.5)),
         count=n,
         non_finite=values.numel() - n,
     )

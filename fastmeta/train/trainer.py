@@ -1,8 +1,8 @@
 """The trainer: meta-train any algorithm, validate, checkpoint, resume exactly, and test.
 
 A run lives in one directory: ``config.yaml`` (the resolved configuration), ``metrics.csv`` and
-``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically), ``best.pt`` (best on
-validation), ``test_episodes.csv`` and ``report.json``. Resuming continues from the newest
+``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically, and ``best.pt``, best on
+validation), ``report.json`` and ``report_episodes.csv`` (the test). Resuming continues from the newest
 checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG state is saved,
 the resumed run ends exactly where an uninterrupted one does (on the same machine).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from fastmeta.algorithms import MAML
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.config import dump_yaml, load_yaml, to_dict
+from fastmeta.config import apply_overrides, dump_yaml, load_yaml, to_dict
 from fastmeta.run_config import RunConfig
 from fastmeta.train.build import (
     build_algorithm,
@@ -44,6 +45,7 @@ from fastmeta.train.logging import MetricsLog
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
 
 CONFIG_FILE = "config.yaml"
+EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -82,6 +84,7 @@ class Trainer:
         self.algorithm.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
         self.progress = Progress()
+        self.ignore: tuple[str, ...] = ()  # config keys a loaded checkpoint may differ in
 
     # ----------------------------------------------------------------- run directory
     @classmethod
@@ -98,15 +101,29 @@ class Trainer:
         return cls(config, run_dir, progress_bar)
 
     @classmethod
-    def resume(cls, run_dir: Path, progress_bar: bool = True) -> Trainer:
-        """The run in ``run_dir``, restored from its newest checkpoint (or from the start)."""
+    def resume(
+        cls, run_dir: Path, progress_bar: bool = True, eval_overrides: Sequence[str] = ()
+    ) -> Trainer:
+        """The run in ``run_dir``, restored from its newest checkpoint (or from the start).
+
+        ``eval_overrides`` (``key=value``) may change only the test protocol: keys under
+        ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps``.
+        """
         run_dir = Path(run_dir)
         config_path = run_dir / CONFIG_FILE
         if not config_path.exists():
             raise FileNotFoundError(f"{run_dir} holds no {CONFIG_FILE}: it is not a run directory")
-        config = load_yaml(RunConfig, config_path.read_text())
+        keys = [item.partition("=")[0] for item in eval_overrides]
+        for key in keys:
+            if not key.startswith(EVAL_SETTINGS):
+                raise ValueError(
+                    f"{key!r} cannot change after training; only the test protocol can: "
+                    f"{', '.join(p + '*' for p in EVAL_SETTINGS)}"
+                )
+        config = apply_overrides(load_yaml(RunConfig, config_path.read_text()), eval_overrides)
         trainer = cls(config, run_dir, progress_bar)
-        latest = load_latest(run_dir, expected=trainer.expected())
+        trainer.ignore = tuple(f"config.{key}" for key in keys)
+        latest = load_latest(run_dir, expected=trainer.expected(), ignore=trainer.ignore)
         if latest is not None:
             trainer.load_state(latest[1])
         return trainer
@@ -217,8 +234,13 @@ class Trainer:
         return evaluate_episodes(evaluate, source.evaluation(episodes))
 
     # ----------------------------------------------------------------- testing
-    def test(self, episodes: int | None = None, use_best: bool = True) -> dict[str, Any]:
-        """Score the fixed test episodes with the best (or final) weights and write the report."""
+    def test(
+        self, episodes: int | None = None, use_best: bool = True, name: str = "report"
+    ) -> dict[str, Any]:
+        """Score the fixed test episodes with the best (or final) weights.
+
+        Writes ``<name>.json`` and ``<name>_episodes.csv`` (per-episode scores) in the run dir.
+        """
         best = use_best and self.load_best()
         episodes = episodes or self.config.eval.episodes
         scores = self.evaluate(self.sources.test, episodes)
@@ -228,18 +250,18 @@ class Trainer:
             if best
             else f"final (step {self.progress.step})"
         )
-        for name, values in scores.items():
-            report[name] = vars(summarize(values))
+        for metric, values in scores.items():
+            report[metric] = vars(summarize(values))
         if self.config.eval.inner_steps and isinstance(self.algorithm, MAML):
             report["by_inner_steps"] = {
                 str(k): {
-                    name: vars(summarize(values))
-                    for name, values in self.evaluate(self.sources.test, episodes, k).items()
+                    metric: vars(summarize(values))
+                    for metric, values in self.evaluate(self.sources.test, episodes, k).items()
                 }
                 for k in self.config.eval.inner_steps
             }
-        _write_episodes(self.run_dir / "test_episodes.csv", scores)
-        (self.run_dir / "report.json").write_text(json.dumps(report, indent=2))
+        _write_episodes(self.run_dir / f"{name}_episodes.csv", scores)
+        (self.run_dir / f"{name}.json").write_text(json.dumps(report, indent=2))
         return report
 
     def load_best(self) -> bool:
@@ -247,7 +269,8 @@ class Trainer:
         best = best_checkpoint(self.run_dir)
         if best is None:
             return False
-        self.algorithm.load_state_dict(load_checkpoint(best, expected=self.expected())["algorithm"])
+        state = load_checkpoint(best, expected=self.expected(), ignore=self.ignore)
+        self.algorithm.load_state_dict(state["algorithm"])
         return True
 
     def protocol(self, episodes: int) -> dict[str, Any]:

@@ -147,8 +147,8 @@ def test_run_directory_holds_config_metrics_episodes_and_report(tmp_path):
     report = Trainer.create(small_config(), tmp_path, progress_bar=False).fit()
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.yaml", "metrics.csv", "metrics.jsonl", "checkpoints", "report.json",
-            "test_episodes.csv"} <= names  # fmt: skip
-    episodes = (tmp_path / "test_episodes.csv").read_text().splitlines()
+            "report_episodes.csv"} <= names  # fmt: skip
+    episodes = (tmp_path / "report_episodes.csv").read_text().splitlines()
     assert episodes[0] == "episode,loss" and len(episodes) == 41
     assert report["episodes"] == 40 and report["shots"] == 5
     assert set(report["by_inner_steps"]) == {"1", "5", "10"}
