@@ -3,8 +3,8 @@
 A run lives in one directory: ``config.yaml`` (the resolved configuration), ``metrics.csv``
 and ``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically, and ``best.pt``, best
 on validation), ``report.json`` and ``report_episodes.csv`` (the test). Resuming continues from
-the newest checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG state is saved,
-the resumed run ends exactly where an uninterrupted one does (on the same machine).
+the newest checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG
+state is saved, the resumed run ends exactly where an uninterrupted one does (same machine).
 """
 
 from __future__ import annotations
