@@ -153,3 +153,33 @@ def test_run_directory_holds_config_metrics_episodes_and_report(tmp_path):
     assert report["episodes"] == 40 and report["shots"] == 5
     assert set(report["by_inner_steps"]) == {"1", "5", "10"}
     assert len(list_checkpoints(tmp_path)) == 3
+
+
+def test_early_stopping_ends_after_patience_validations_without_improvement(tmp_path):
+    scores = iter([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # validation loss only grows after step 10
+    trainer = Trainer.create(
+        small_config("train.early_stop_patience=2", "train.val_every=10"), tmp_path,
+        progress_bar=False,
+    )  # fmt: skip
+
+    def fake_evaluate(source, episodes, inner_steps=None):
+        if source is trainer.sources.val:
+            return {"loss": torch.full((episodes,), next(scores))}
+        return Trainer.evaluate(trainer, source, episodes, inner_steps)
+
+    trainer.evaluate = fake_evaluate  # type: ignore[method-assign]
+    report = trainer.fit()
+    assert trainer.progress.step == 30 and trainer.progress.best_step == 10
+    assert report["checkpoint"] == "best on validation (step 10)"
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    trainer = Trainer.create(
+        small_config("optimizer.grad_clip=1e-3", "optimizer.name=sgd", "optimizer.lr=1.0"),
+        tmp_path, progress_bar=False,
+    )  # fmt: skip
+    before = [p.detach().clone() for p in trainer.algorithm.parameters()]
+    trainer.train_step()
+    change = torch.cat([(p.detach() - b).flatten() for p, b in
+                        zip(trainer.algorithm.parameters(), before, strict=True)])  # fmt: skip
+    assert change.norm() == pytest.approx(1e-3, rel=1e-4)
