@@ -30,6 +30,17 @@ class MetaOutput:
     predictions: Tensor
     accuracy: Tensor | None = None
 
+    @classmethod
+    def from_tasks(cls, losses: Tensor, predictions: Tensor, targets: Tensor) -> MetaOutput:
+        """The output for per-task query ``losses [B]`` and ``predictions [B, Q, ...]``."""
+        predictions = predictions.detach()
+        return cls(
+            loss=losses.mean(),
+            task_losses=losses.detach(),
+            predictions=predictions,
+            accuracy=query_accuracy(predictions, targets),
+        )
+
 
 def query_accuracy(predictions: Tensor, targets: Tensor) -> Tensor | None:
     """Per-task accuracy ``[B]`` when targets are class indices, else ``None``."""

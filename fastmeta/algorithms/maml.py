@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput, query_accuracy
+from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.functional.batched import STRATEGIES, map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
 from fastmeta.functional.params import (
@@ -136,13 +136,7 @@ class MAML(MetaLearner):
             return self.loss_fn(predictions, qy), predictions
 
         losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
-        predictions = predictions.detach()
-        return MetaOutput(
-            loss=losses.mean(),
-            task_losses=losses.detach(),
-            predictions=predictions,
-            accuracy=query_accuracy(predictions, batch.query_y),
-        )
+        return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
     def clone(self, first_order: bool | None = None) -> Learner:
         """A learner starting at the current parameters, differentiably linked to them."""

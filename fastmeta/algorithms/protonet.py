@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput, query_accuracy
+from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.functional.batched import STRATEGIES, map_tasks
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
@@ -76,10 +76,4 @@ class PrototypicalNetwork(MetaLearner):
             return F.cross_entropy(logits, qy), logits
 
         losses, logits = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
-        logits = logits.detach()
-        return MetaOutput(
-            loss=losses.mean(),
-            task_losses=losses.detach(),
-            predictions=logits,
-            accuracy=query_accuracy(logits, batch.query_y),
-        )
+        return MetaOutput.from_tasks(losses, logits, batch.query_y)
