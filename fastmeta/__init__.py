@@ -1,1 +1,17 @@
 """fastmeta: fast, correct meta-learning for PyTorch."""
+
+from fastmeta.algorithms import MAML, Learner, MetaLearner, MetaOutput
+from fastmeta.algorithms.protonet import PrototypicalNetwork
+from fastmeta.tasks import Task, TaskBatch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAML",
+    "Learner",
+    "MetaLearner",
+    "MetaOutput",
+    "PrototypicalNetwork",
+    "Task",
+    "TaskBatch",
+]
