@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.functional.batched import STRATEGIES, map_tasks
+from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
 from fastmeta.functional.params import (
     NameFilter,
@@ -80,10 +80,7 @@ class MAML(MetaLearner):
             raise ValueError(
                 f"inner steps must be >= 0; got steps={steps}, test_steps={test_steps}"
             )
-        if strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
+        check_strategy(strategy)
         self.model = model
         self.lr = lr
         self.steps = steps

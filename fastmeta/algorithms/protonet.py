@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.functional.batched import STRATEGIES, map_tasks
+from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
@@ -53,10 +53,7 @@ class PrototypicalNetwork(MetaLearner):
         super().__init__()
         if distance not in ("squared_euclidean", "cosine"):
             raise ValueError(f"distance must be 'squared_euclidean' or 'cosine', got {distance!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
+        check_strategy(strategy)
         self.encoder = encoder
         self.distance = distance
         self.scale = scale

@@ -22,14 +22,19 @@ Out = TypeVar("Out")
 TaskFn = Callable[[Tensor, Tensor, Tensor, Tensor], Out]
 
 
+def check_strategy(strategy: str) -> None:
+    """Raise ``ValueError`` listing the choices when ``strategy`` is not one of them."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
 def resolve_strategy(strategy: str, batch: TaskBatch) -> Literal["vmap", "loop"]:
     """The concrete strategy for ``batch``: ``"auto"`` means vmap on accelerators.
 
     On a CPU, vmap is chosen only for flat-feature tasks (inputs ``[B, N, F]``, e.g. sine
     regression), where per-task ops are too small for a loop to amortise; image tasks loop.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     if strategy != "auto":
         return strategy  # type: ignore[return-value]
     if batch.device.type != "cpu":
