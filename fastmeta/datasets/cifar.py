@@ -18,7 +18,7 @@ from fastmeta.data.store import ImageStore
 
 from .archives import read_members
 from .cache import LabelledImages, fingerprint, load_or_build
-from .download import Resource, ensure
+from .download import Resource, ensure, split_list_resources
 from .errors import CorruptDataError, SplitError
 from .imaging import DecodeSpec, convert_arrays
 from .integrity import verify_manifest
@@ -51,15 +51,12 @@ _LIST_SHA256 = {
     },
 }
 SPLIT_LISTS = {
-    name: {
-        split: Resource(
-            f"splits/{split}.json",
-            urls=(f"{_TORCHMETA}/{name}/{split}.json",),
-            sha256=digest,
-            source=f"{name} split as published by tristandeleu/pytorch-meta@d55d89eb",
-        )
-        for split, digest in digests.items()
-    }
+    name: split_list_resources(
+        "splits/{split}.json",
+        f"{_TORCHMETA}/{name}/{{split}}.json",
+        digests,
+        f"{name} split as published by tristandeleu/pytorch-meta@d55d89eb",
+    )
     for name, digests in _LIST_SHA256.items()
 }
 RESOURCES = {name: (ARCHIVE, *lists.values()) for name, lists in SPLIT_LISTS.items()}

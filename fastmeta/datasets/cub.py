@@ -17,7 +17,7 @@ from fastmeta.data.store import ImageStore
 
 from .archives import read_members
 from .cache import LabelledImages, fingerprint, load_or_build
-from .download import Resource, ensure
+from .download import Resource, ensure, split_list_resources
 from .errors import CorruptDataError, MissingDataError
 from .imaging import DecodeSpec, decode_images
 from .integrity import verify_manifest
@@ -37,19 +37,16 @@ _TORCHMETA = (
     "https://raw.githubusercontent.com/tristandeleu/pytorch-meta/"
     "d55d89ebd47f340180267106bde3e4b723f23762/torchmeta/datasets/assets/cub"
 )
-SPLIT_LISTS = {
-    split: Resource(
-        f"splits/{split}.json",
-        urls=(f"{_TORCHMETA}/{split}.json",),
-        sha256=digest,
-        source="Chen et al. (2019) class split as published by tristandeleu/pytorch-meta@d55d89eb",
-    )
-    for split, digest in {
+SPLIT_LISTS = split_list_resources(
+    "splits/{split}.json",
+    _TORCHMETA + "/{split}.json",
+    {
         "train": "ec90b228abb6100266ec7efd5513ec62d42c2507ccb366f25c42debfd2b5da2e",
         "val": "fff92a7293e7e529185a3d2be7d6ec3956fafe916996668384d7bc5d798b8903",
         "test": "41c79218a7bd4c2f805623e52e4fa9653e28e063638e8121efcd81183cf7ecc5",
-    }.items()
-}
+    },
+    "Chen et al. (2019) class split as published by tristandeleu/pytorch-meta@d55d89eb",
+)
 RESOURCES = (ARCHIVE, *SPLIT_LISTS.values())
 _EXTENSIONS = (".jpg", ".jpeg", ".png")
 

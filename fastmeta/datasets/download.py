@@ -56,6 +56,21 @@ class Resource:
         return None
 
 
+def split_list_resources(
+    path: str, url: str, digests: dict[str, str], source: str
+) -> dict[str, Resource]:
+    """One :class:`Resource` per split for published split lists.
+
+    ``path`` and ``url`` contain ``{split}``; ``digests`` maps each split to its sha256.
+    """
+    return {
+        split: Resource(
+            path.format(split=split), urls=(url.format(split=split),), sha256=d, source=source
+        )
+        for split, d in digests.items()
+    }
+
+
 def check_file(resource: Resource, root: Path) -> str | None:
     """None if ``root/resource.path`` is valid, else why not (missing, wrong size or checksum).
 

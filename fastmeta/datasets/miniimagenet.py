@@ -20,7 +20,7 @@ import numpy as np
 from fastmeta.data.store import ImageStore
 
 from .cache import LabelledImages, fingerprint, load_or_build
-from .download import Resource, ensure, manual_message
+from .download import Resource, ensure, manual_message, split_list_resources
 from .errors import CorruptDataError, MissingDataError, SplitError
 from .imaging import DecodeSpec, convert_arrays, decode_images
 from .integrity import verify_manifest
@@ -35,19 +35,16 @@ _RAVI = (
     "https://raw.githubusercontent.com/twitter/meta-learning-lstm/"
     "0df7fc747a219b7dd04e846d75eb8164483b304b/data/miniImagenet"
 )
-SPLIT_LISTS = {
-    split: Resource(
-        f"splits/{split}.csv",
-        urls=(f"{_RAVI}/{split}.csv",),
-        sha256=digest,
-        source="Ravi & Larochelle split, twitter/meta-learning-lstm@0df7fc74",
-    )
-    for split, digest in {
+SPLIT_LISTS = split_list_resources(
+    "splits/{split}.csv",
+    _RAVI + "/{split}.csv",
+    {
         "train": "498519cd8e49ce97ed26a4a3638966698ae41ab35e9c68538319fc9b46ba7d2f",
         "val": "5658a59921ca027ee76af92949869c5d6f41d77592ff3b18db325a9d10c893b9",
         "test": "2b7cfa78342995761a572a8158e539bc4e0a80f9bbd7d00c1e17a460fbbb93fa",
-    }.items()
-}
+    },
+    "Ravi & Larochelle split, twitter/meta-learning-lstm@0df7fc74",
+)
 _MANUAL = "no stable public URL: ImageNet crops, distributed by the authors (see docs/DATASETS.md)"
 PICKLES = {
     split: Resource(f"mini-imagenet-cache-{split}.pkl", source=_MANUAL) for split in SPLIT_LISTS

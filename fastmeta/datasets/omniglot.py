@@ -23,7 +23,7 @@ from fastmeta.data.store import ImageStore
 
 from .archives import list_members, read_members
 from .cache import LabelledImages, fingerprint, load_or_build
-from .download import Resource, ensure
+from .download import Resource, ensure, split_list_resources
 from .errors import CorruptDataError, SplitError
 from .imaging import DecodeSpec, decode_images
 from .integrity import verify_manifest
@@ -63,19 +63,16 @@ ARCHIVES = (
         source="official: github.com/brendenlake/omniglot (python/); publisher gives md5 only",
     ),
 )
-SPLIT_LISTS = {
-    split: Resource(
-        f"splits/vinyals/{split}.txt",
-        urls=(f"{_VINYALS}/{split}.txt",),
-        sha256=digest,
-        source="Vinyals split as published by jakesnell/prototypical-networks@c9bb4d25",
-    )
-    for split, digest in {
+SPLIT_LISTS = split_list_resources(
+    "splits/vinyals/{split}.txt",
+    _VINYALS + "/{split}.txt",
+    {
         "train": "984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0",
         "val": "11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a",
         "test": "845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204",
-    }.items()
-}
+    },
+    "Vinyals split as published by jakesnell/prototypical-networks@c9bb4d25",
+)
 RESOURCES = (*ARCHIVES, *SPLIT_LISTS.values())
 
 
