@@ -1,4 +1,4 @@
-"""The ``fastmeta`` command line: train, eval, presets, plot, reproduce, data."""
+"""The ``fastmeta`` command line: train, eval, presets, algorithms, plot, reproduce, data."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--final", action="store_true", help="use the last weights, not best")
 
     commands.add_parser("presets", help="list the presets")
+    commands.add_parser("algorithms", help="list the algorithms (values of algorithm.name)")
 
     plot = commands.add_parser("plot", help="draw a run's learning curves (needs matplotlib)")
     plot.add_argument("run_dir", type=Path)
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _train,
         "eval": _eval,
         "presets": _presets,
+        "algorithms": _algorithms,
         "plot": _plot,
         "reproduce": _reproduce,
     }
@@ -128,6 +130,14 @@ def _presets(args: argparse.Namespace) -> int:
 
     for name in preset_names():
         print(f"{name:<28} {preset_summary(name)}")
+    return 0
+
+
+def _algorithms(args: argparse.Namespace) -> int:
+    from fastmeta.algorithms.registry import algorithm_specs
+
+    for name, spec in algorithm_specs().items():
+        print(f"{name:<16} {spec.description}")
     return 0
 
 

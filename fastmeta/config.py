@@ -86,6 +86,10 @@ def _set_path(config: Any, path: list[str], value: Any, full_key: str) -> Any:
             f"{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(fields))}"
         )
     current = getattr(config, head)
+    if rest and isinstance(current, dict):
+        if len(rest) != 1:
+            raise ValueError(f"{full_key!r}: {head!r} holds plain values; use {head}.<name>=value")
+        return dataclasses.replace(config, **{head: {**current, rest[0]: value}})
     if rest:
         if not dataclasses.is_dataclass(current):
             raise ValueError(f"{full_key!r}: {head!r} is a value, not a section")
@@ -116,6 +120,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             except ValueError as error:
                 errors.append(str(error))
         raise ValueError(f"{key}={value!r} is not valid ({'; '.join(errors)})")
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{key}={value!r} must be a mapping of name: value")
+        return dict(value)
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             value = [value]

@@ -7,19 +7,23 @@ A run is described by one :class:`RunConfig` (YAML in the run directory, presets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
     """Which meta-learner and its inner loop.
 
+    ``name`` is a registered algorithm (``fastmeta algorithms`` lists them); ``options`` holds the
+    settings of that algorithm alone (e.g. ``algorithm.options.outer_lr=1.0`` for Reptile),
+    checked against its options when the run is built.
+
     ``inner_loss_scale`` multiplies the mean inner (support) loss: MAML's reference code sums the
     cross-entropy over the N*K support examples and divides by K, i.e. ``N`` times the mean, so
     its inner lr 0.4 for 5-way Omniglot is ``inner_lr=0.4, inner_loss_scale=5``.
     """
 
-    name: Literal["maml", "protonet"] = "maml"
+    name: str = "maml"
     inner_lr: float = 0.4
     inner_steps: int = 1
     test_inner_steps: int = 3
@@ -29,6 +33,7 @@ class AlgorithmConfig:
     distance: Literal["squared_euclidean", "cosine"] = "squared_euclidean"
     strategy: Literal["auto", "vmap", "loop"] = "auto"
     chunk_size: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,18 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """The task source. ``sine`` needs no files; image datasets are read from ``root``
-    (default ``$FASTMETA_DATA/<dataset>``)."""
+    (default ``$FASTMETA_DATA/<dataset>``).
+
+    ``train_classes="trainval"`` meta-trains on the training and validation classes together,
+    the final stage of Snell et al.'s protocol once validation has fixed the training length;
+    validation scores are then no longer held out, so such runs set ``train.val_every=0``.
+    """
 
     dataset: Literal["sine", "omniglot"] = "omniglot"
     root: str | None = None
     split: Literal["vinyals", "maml"] = "vinyals"
     image_size: int = 28
+    train_classes: Literal["train", "trainval"] = "train"
 
 
 @dataclass(frozen=True)

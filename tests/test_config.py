@@ -8,6 +8,7 @@ from typing import Literal
 import pytest
 
 from fastmeta.config import apply_overrides
+from fastmeta.run_config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,13 @@ def test_yaml_with_unknown_key_is_refused():
 
     with pytest.raises(ValueError, match=r"unknown setting 'inner\.stepz'"):
         load_yaml(Outer, "inner:\n  stepz: 3\n")
+
+
+def test_algorithm_options_override_sets_one_key_and_keeps_the_others() -> None:
+    config = apply_overrides(RunConfig(), ["algorithm.options={a: 1}", "algorithm.options.b=2.5"])
+    assert config.algorithm.options == {"a": 1, "b": 2.5}
+
+
+def test_algorithm_options_must_be_a_mapping() -> None:
+    with pytest.raises(ValueError, match="mapping"):
+        apply_overrides(RunConfig(), ["algorithm.options=3"])

@@ -55,6 +55,13 @@ class MetaLearner(nn.Module):
     def forward(self, batch: TaskBatch) -> MetaOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def start_step(self, step: int, total: int) -> None:
+        """Called by the trainer before meta-step ``step`` (0-based) of ``total``.
+
+        Schedules tied to training progress (an annealed outer step, loss weights, derivative
+        order) read it here; being a function of the step alone keeps resume exact.
+        """
+
     def evaluate(self, batch: TaskBatch) -> MetaOutput:
         """Scores on ``batch`` for evaluation; builds no graph. Algorithms with an inner loop
         override this to adapt with their test-time settings."""

@@ -16,12 +16,14 @@ The familiar object API, built on the same engine (no module surgery)::
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
 from fastmeta.functional.params import (
@@ -32,6 +34,9 @@ from fastmeta.functional.params import (
     select_adaptable,
 )
 from fastmeta.tasks import TaskBatch
+
+if TYPE_CHECKING:
+    from fastmeta.run_config import RunConfig
 
 
 def default_loss(predictions: Tensor, targets: Tensor) -> Tensor:
@@ -209,3 +214,25 @@ class Learner:
 
     def parameters(self) -> Iterator[Tensor]:
         return iter(self.params.values())
+
+
+def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
+    """MAML from a run config (``algorithm.first_order`` selects first-order MAML)."""
+    a = config.algorithm
+    if config.sampler.test_ways not in (None, config.sampler.ways):
+        raise ValueError(
+            "MAML's head has one output per training way; set sampler.test_ways equal to "
+            f"sampler.ways ({config.sampler.ways}) or leave it unset"
+        )
+    return MAML(
+        model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
+        first_order=a.first_order, adapt=a.adapt, inner_loss_scale=a.inner_loss_scale,
+        strategy=a.strategy, chunk_size=a.chunk_size,
+    )  # fmt: skip
+
+
+register(
+    AlgorithmSpec(
+        "maml", build_maml, description="MAML and first-order MAML (Finn et al. 2017)"
+    )
+)

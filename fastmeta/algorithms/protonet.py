@@ -8,16 +8,20 @@ similarity) to the prototypes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
+
+if TYPE_CHECKING:
+    from fastmeta.run_config import RunConfig
 
 
 def prototype_logits(
@@ -74,3 +78,19 @@ class PrototypicalNetwork(MetaLearner):
 
         losses, logits = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
+
+
+def build_protonet(config: RunConfig, model: nn.Module, options: Any) -> PrototypicalNetwork:
+    """Prototypical Networks from a run config; ``model`` is the embedding network."""
+    a = config.algorithm
+    return PrototypicalNetwork(model, a.distance, strategy=a.strategy, chunk_size=a.chunk_size)
+
+
+register(
+    AlgorithmSpec(
+        "protonet",
+        build_protonet,
+        model_output="embedding",
+        description="Prototypical Networks: nearest class mean in an embedding (Snell et al. 2017)",
+    )
+)

@@ -110,6 +110,29 @@ class ImageStore:
         """
         return self._order[self._class_offsets[classes] + positions]
 
+    @classmethod
+    def concat(cls, stores: Sequence[ImageStore]) -> ImageStore:
+        """One store holding the classes of all ``stores`` (e.g. train + val, to train on both).
+
+        Base labels of later stores are shifted past those of earlier ones, so classes stay
+        distinct even when two stores use the same names.
+        """
+        if not stores:
+            raise ValueError("ImageStore.concat needs at least one store")
+        shapes = {store.image_shape for store in stores}
+        if len(shapes) != 1:
+            raise ValueError(f"cannot concatenate stores of different image shapes: {shapes}")
+        offsets = [0]
+        for store in stores[:-1]:
+            offsets.append(offsets[-1] + len(store.base_names))
+        return cls(
+            torch.cat([store.images for store in stores]),
+            torch.cat([store.labels + o for store, o in zip(stores, offsets, strict=True)]),
+            [name for store in stores for name in store.base_names],
+            torch.cat([store.class_base + o for store, o in zip(stores, offsets, strict=True)]),
+            torch.cat([store.class_turns for store in stores]),
+        )
+
     def with_rotations(self, turns: Sequence[int] = (0, 1, 2, 3)) -> ImageStore:
         """Every current class at each of ``turns`` quarter turns, as new classes (class-major)."""
         if self.images.shape[2] != self.images.shape[3]:

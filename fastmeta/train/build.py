@@ -9,8 +9,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from fastmeta.algorithms import MAML, MetaLearner
-from fastmeta.algorithms.protonet import PrototypicalNetwork
+from fastmeta.algorithms import MetaLearner
+from fastmeta.algorithms.registry import algorithm_spec, build_options
 from fastmeta.data.store import ImageStore
 from fastmeta.models import MLP, Conv4
 from fastmeta.run_config import RunConfig
@@ -69,6 +69,8 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
         return store.to(device)
 
     train_store = split("train")
+    if config.data.train_classes == "trainval":
+        train_store = ImageStore.concat([train_store, split("val")])
     return Sources(
         train=TaskSet.from_store(
             train_store, s.ways, s.shots, s.queries, batch_size=s.meta_batch, seed=config.seed
@@ -84,9 +86,9 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
 
 
 def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
-    """The network; its output size is the number of ways (or an embedding for ProtoNets)."""
+    """The network; one output per way, or an embedding when the algorithm asks for one."""
     m = config.model
-    metric = config.algorithm.name == "protonet"
+    metric = algorithm_spec(config.algorithm.name).model_output == "embedding"
     if m.name == "mlp":
         out = 1 if config.data.dataset == "sine" else config.sampler.ways
         return MLP(input_shape[0], list(m.layers), m.hidden if metric else out, init=m.init)
@@ -99,25 +101,9 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
 
 
 def build_algorithm(config: RunConfig, model: nn.Module) -> MetaLearner:
-    a = config.algorithm
-    if a.name == "protonet":
-        return PrototypicalNetwork(model, a.distance, strategy=a.strategy, chunk_size=a.chunk_size)
-    if config.sampler.test_ways not in (None, config.sampler.ways):
-        raise ValueError(
-            "MAML's head has one output per training way; set sampler.test_ways equal to "
-            f"sampler.ways ({config.sampler.ways}) or leave it unset"
-        )
-    return MAML(
-        model,
-        lr=a.inner_lr,
-        steps=a.inner_steps,
-        test_steps=a.test_inner_steps,
-        first_order=a.first_order,
-        adapt=a.adapt,
-        inner_loss_scale=a.inner_loss_scale,
-        strategy=a.strategy,
-        chunk_size=a.chunk_size,
-    )
+    """The registered algorithm ``config.algorithm.name`` around ``model``."""
+    spec = algorithm_spec(config.algorithm.name)
+    return spec.build(config, model, build_options(spec, config.algorithm.options))
 
 
 def build_optimizer(

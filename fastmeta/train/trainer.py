@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from fastmeta.algorithms import MAML
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.config import apply_overrides, dump_yaml, load_yaml, to_dict
 from fastmeta.run_config import RunConfig
@@ -193,6 +192,7 @@ class Trainer:
         step = self.progress.step
         batch = self.sources.train.batch(step)
         self.algorithm.train()
+        self.algorithm.start_step(step, self.config.train.iterations)
         self.optimizer.zero_grad(set_to_none=True)
         out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
         loss = float(out.loss)
@@ -225,7 +225,8 @@ class Trainer:
     def evaluate(
         self, source: Any, episodes: int, inner_steps: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for MAML)."""
+        """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for inner-loop
+        algorithms, which have ``test_steps``)."""
         self.algorithm.eval()
         if inner_steps is None:
             evaluate = self.algorithm.evaluate
@@ -252,7 +253,7 @@ class Trainer:
         )
         for metric, values in scores.items():
             report[metric] = vars(summarize(values))
-        if self.config.eval.inner_steps and isinstance(self.algorithm, MAML):
+        if self.config.eval.inner_steps and hasattr(self.algorithm, "test_steps"):
             report["by_inner_steps"] = {
                 str(k): {
                     metric: vars(summarize(values))
@@ -289,8 +290,8 @@ class Trainer:
             "train_seconds": round(self.progress.train_seconds, 1),
             "reference": c.reference,
         }
-        if c.algorithm.name == "maml":
-            protocol["test_inner_steps"] = c.algorithm.test_inner_steps
+        if hasattr(self.algorithm, "test_steps"):
+            protocol["test_inner_steps"] = self.algorithm.test_steps
         if c.model.name == "conv4":
             protocol["batchnorm"] = "batch statistics of each episode (transductive)"
         return protocol

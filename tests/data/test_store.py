@@ -97,3 +97,25 @@ def test_rotations_need_square_images():
     store = ImageStore(torch.zeros(2, 1, 2, 3, dtype=torch.uint8), torch.tensor([0, 0]), ["a"])
     with pytest.raises(ValueError, match="square images"):
         store.with_rotations()
+
+
+def test_concat_keeps_every_class_distinct_with_its_own_images_and_turns():
+    first = random_store([3, 2], seed=1).with_rotations((0, 1))
+    second = random_store([4], seed=2)
+    both = ImageStore.concat([first, second])
+    assert both.num_classes == first.num_classes + second.num_classes == 5
+    assert both.class_sizes.tolist() == [3, 3, 2, 2, 4]
+    for c, (store, k) in enumerate([(first, 0), (first, 1), (first, 2), (first, 3), (second, 0)]):
+        positions = torch.arange(int(store.class_sizes[k]))
+        mine = both.gather(
+            both.class_image_indices(torch.tensor(c), positions), torch.full_like(positions, c)
+        )
+        theirs = store.gather(
+            store.class_image_indices(torch.tensor(k), positions), torch.full_like(positions, k)
+        )
+        assert torch.equal(mine, theirs)
+
+
+def test_concat_refuses_different_image_shapes():
+    with pytest.raises(ValueError, match="different image shapes"):
+        ImageStore.concat([random_store([2], side=4), random_store([2], side=5)])
