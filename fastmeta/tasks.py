@@ -7,7 +7,7 @@ engine can run the inner loop over all tasks at once (``vmap``) or one by one (a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,13 +17,15 @@ from torch import Tensor
 @dataclass(frozen=True)
 class Task:
     """One few-shot task: ``support_x [S, ...]``, ``support_y [S]``,
-    ``query_x [Q, ...]``, ``query_y [Q]``.
+    ``query_x [Q, ...]``, ``query_y [Q]``, and optionally ``classes [N]``, the dataset class
+    behind each label (see :class:`TaskBatch`).
     """
 
     support_x: Tensor
     support_y: Tensor
     query_x: Tensor
     query_y: Tensor
+    classes: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,16 @@ class TaskBatch:
 
     ``support_x [B, S, ...]``, ``support_y [B, S, ...]``, ``query_x [B, Q, ...]``,
     ``query_y [B, Q, ...]``. Labels are integer class indices ``0..ways-1`` for classification
-    or real targets for regression.
+    or real targets for regression. ``classes [B, N]`` (optional) is the dataset class behind
+    label ``j`` of each task, e.g. the store class of each way, for algorithms that train a
+    classifier over all training classes (the transfer baselines); ``None`` when unknown.
     """
 
     support_x: Tensor
     support_y: Tensor
     query_x: Tensor
     query_y: Tensor
+    classes: Tensor | None = None
 
     def __post_init__(self) -> None:
         sizes = {t.shape[0] for t in (self.support_x, self.support_y, self.query_x, self.query_y)}
@@ -59,6 +64,13 @@ class TaskBatch:
                 f"query_x has {self.query_x.shape[1]} examples per task but query_y has "
                 f"{self.query_y.shape[1]}"
             )
+        if self.classes is not None and (
+            self.classes.dim() != 2 or self.classes.shape[0] != self.support_x.shape[0]
+        ):
+            raise ValueError(
+                f"classes must be [tasks, ways] with {self.support_x.shape[0]} tasks; got shape "
+                f"{tuple(self.classes.shape)}"
+            )
 
     @property
     def num_tasks(self) -> int:
@@ -74,7 +86,11 @@ class TaskBatch:
     def task(self, index: int) -> Task:
         """The task at ``index`` without its task dimension."""
         return Task(
-            self.support_x[index], self.support_y[index], self.query_x[index], self.query_y[index]
+            self.support_x[index],
+            self.support_y[index],
+            self.query_x[index],
+            self.query_y[index],
+            None if self.classes is None else self.classes[index],
         )
 
     def __iter__(self) -> Iterator[Task]:
@@ -87,6 +103,7 @@ class TaskBatch:
             self.support_y[start:stop],
             self.query_x[start:stop],
             self.query_y[start:stop],
+            None if self.classes is None else self.classes[start:stop],
         )
 
     def chunks(self, size: int | None) -> Iterator[TaskBatch]:
@@ -101,17 +118,17 @@ class TaskBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TaskBatch:
         """Move every tensor to ``device``."""
-        return TaskBatch(
-            *(
-                t.to(device, non_blocking=non_blocking)
-                for t in (self.support_x, self.support_y, self.query_x, self.query_y)
-            )
-        )
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> TaskBatch:
         """Page-locked copies, so ``to("cuda", non_blocking=True)`` overlaps with compute."""
+        return self._map(Tensor.pin_memory)
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> TaskBatch:
+        """The batch with ``fn`` applied to every tensor (``classes`` included)."""
         return TaskBatch(
-            *(t.pin_memory() for t in (self.support_x, self.support_y, self.query_x, self.query_y))
+            *(fn(t) for t in (self.support_x, self.support_y, self.query_x, self.query_y)),
+            None if self.classes is None else fn(self.classes),
         )
 
     @staticmethod
@@ -124,4 +141,12 @@ class TaskBatch:
             torch.stack([t.support_y for t in tasks]),
             torch.stack([t.query_x for t in tasks]),
             torch.stack([t.query_y for t in tasks]),
+            _stack_classes(tasks),
         )
+
+
+def _stack_classes(tasks: Sequence[Task]) -> Tensor | None:
+    """The tasks' ``classes`` stacked, or ``None`` when any task lacks them."""
+    if any(t.classes is None for t in tasks):
+        return None
+    return torch.stack([t.classes for t in tasks])  # type: ignore[misc]

@@ -20,7 +20,8 @@ from fastmeta.tasks import Task, TaskBatch
 
 
 def gather_batch(store: ImageStore, episodes: EpisodeIndices) -> TaskBatch:
-    """The images of sampled episodes as a TaskBatch (labels ``0..ways-1``, class by class)."""
+    """The images of sampled episodes as a TaskBatch (labels ``0..ways-1``, class by class,
+    with the store class of each label as ``classes``)."""
     classes = episodes.classes.to(store.images.device)
     positions = episodes.positions.to(store.images.device)
     batch, ways, per_class = positions.shape
@@ -41,11 +42,12 @@ def gather_batch(store: ImageStore, episodes: EpisodeIndices) -> TaskBatch:
         labels.repeat_interleave(shots).repeat(batch, 1),
         pixels[split:].view(batch, ways * (per_class - shots), *store.image_shape),
         labels.repeat_interleave(per_class - shots).repeat(batch, 1),
+        classes,
     )
 
 
 def gather_task(store: ImageStore, episode: VariableEpisode) -> Task:
-    """The images of one variable-way, variable-shot episode as a Task."""
+    """The images of one variable-way, variable-shot episode as a Task (with its store classes)."""
     device = store.images.device
     classes = episode.classes.to(device)
     parts = []
@@ -57,7 +59,7 @@ def gather_task(store: ImageStore, episode: VariableEpisode) -> Task:
         picked = classes[labels]
         parts.append((store.gather(store.class_image_indices(picked, positions), picked), labels))
     (support_x, support_y), (query_x, query_y) = parts
-    return Task(support_x, support_y, query_x, query_y)
+    return Task(support_x, support_y, query_x, query_y, classes)
 
 
 class TaskSet:
