@@ -1,0 +1,149 @@
+"""iMAML against a direct solve of its linear system with the explicit Hessian (float64)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from fastmeta.algorithms.imaml import IMAML
+from fastmeta.models import MLP, Conv4
+from tests.reference import random_classification_batch, random_regression_batch, task_loss
+
+LAMBDA, LR, STEPS = 2.0, 0.1, 30
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten(vector: torch.Tensor, like: dict) -> dict:
+    out, start = {}, 0
+    for name, p in like.items():
+        out[name] = vector[start : start + p.numel()].reshape(p.shape)
+        start += p.numel()
+    return out
+
+
+def direct_implicit_gradient(model, batch) -> torch.Tensor:
+    """Mean over tasks of ``solve(I + H/lambda, g)``: plain autograd, explicit Hessian."""
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    grads = []
+    for task in batch:
+
+        def support(vector, x=task.support_x, y=task.support_y):
+            return task_loss(functional_call(model, unflatten(vector, theta), (x,)), y)
+
+        phi = flat(theta.values())
+        for _ in range(STEPS):
+            phi = phi.requires_grad_()
+            (g,) = torch.autograd.grad(support(phi), phi)
+            phi = (phi - LR * (g + LAMBDA * (phi - flat(theta.values())))).detach()
+        query = flat(theta.values()).new_zeros(()) + task_loss(
+            functional_call(model, unflatten(phi.requires_grad_(), theta), (task.query_x,)),
+            task.query_y,
+        )
+        (g_query,) = torch.autograd.grad(query, phi)
+        hessian = torch.autograd.functional.hessian(support, phi.detach())
+        system = torch.eye(len(phi)) + hessian / LAMBDA
+        assert torch.linalg.eigvalsh(system).min() > 0, "test problem must be positive definite"
+        grads.append(torch.linalg.solve(system, g_query))
+    return torch.stack(grads).mean(0)
+
+
+def imaml_gradient(model, batch, **kwargs) -> torch.Tensor:
+    imaml = IMAML(model, lr=LR, steps=STEPS, regularization=LAMBDA, **kwargs)
+    model.zero_grad()
+    imaml(batch).loss.backward()
+    return flat(p.grad for p in model.parameters())
+
+
+def small_problem(kind: str):
+    torch.manual_seed(0)
+    if kind == "mlp":
+        return MLP(1, [6], 1), random_regression_batch(tasks=2)
+    return Conv4(1, 3, hidden=3, blocks=1), random_classification_batch(tasks=2, shape=(1, 4, 4))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv_bn"])
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_implicit_gradient_equals_direct_solve(float64, kind, strategy):
+    model, batch = small_problem(kind)
+    expected = direct_implicit_gradient(model, batch)
+    actual = imaml_gradient(model, batch, cg_steps=len(expected) + 10, strategy=strategy)
+    torch.testing.assert_close(actual, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_conjugate_gradient_converges_to_the_direct_solve(float64):
+    model, batch = small_problem("mlp")
+    expected = direct_implicit_gradient(model, batch)
+    errors = [
+        float((imaml_gradient(model, batch, cg_steps=k) - expected).norm() / expected.norm())
+        for k in (1, 3, 8, 40)
+    ]
+    assert errors[-1] < 1e-10
+    assert errors[0] > 1e-3  # one iteration is a real approximation, not the answer
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_loss_value_is_the_query_loss_after_adaptation(float64):
+    model, batch = small_problem("mlp")
+    imaml = IMAML(model, lr=LR, steps=STEPS, regularization=LAMBDA)
+    torch.testing.assert_close(imaml(batch).loss, imaml.evaluate(batch).loss)
+
+
+def graph_size(tensor: torch.Tensor) -> int:
+    """Number of autograd nodes reachable from ``tensor``."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return len(seen)
+
+
+def leaves(tensor: torch.Tensor) -> set[int]:
+    """Ids of the leaf tensors the graph of ``tensor`` reaches."""
+    found, seen, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):
+            found.add(id(node.variable))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_graph_does_not_grow_with_inner_steps(strategy):
+    model, batch = small_problem("conv_bn")
+    sizes = [graph_size(IMAML(model, steps=k, strategy=strategy)(batch).loss) for k in (1, 5, 20)]
+    assert sizes[0] == sizes[1] == sizes[2]
+    loss = IMAML(model, steps=5, strategy=strategy)(batch).loss
+    assert leaves(loss) == {id(p) for p in model.parameters()}
+
+
+def test_evaluate_builds_no_graph():
+    model, batch = small_problem("conv_bn")
+    assert not IMAML(model, steps=2).evaluate(batch).loss.requires_grad
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [({"steps": 0}, "steps >= 1"), ({"regularization": 0.0}, "lambda"), ({"cg_steps": 0}, "cg")],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        IMAML(MLP(1, [4], 1), **kwargs)
