@@ -26,6 +26,7 @@ from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
+from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import (
     NameFilter,
     Params,
@@ -64,6 +65,9 @@ class MAML(MetaLearner):
             ``inner_loss_scale=N`` here).
         strategy: ``"auto"``, ``"vmap"`` or ``"loop"`` over the tasks of a batch (same numbers).
         chunk_size: at most this many tasks in flight at once (``None``: the whole batch).
+        inner_optimizer: the differentiable inner update rule (default plain SGD), e.g.
+            :class:`~fastmeta.functional.optimizers.Adam`; the object API (:meth:`clone`) takes
+            plain SGD steps only.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class MAML(MetaLearner):
         inner_loss_scale: float = 1.0,
         strategy: str = "auto",
         chunk_size: int | None = None,
+        inner_optimizer: InnerOptimizer | None = None,
     ) -> None:
         super().__init__()
         if steps < 0 or (test_steps is not None and test_steps < 0):
@@ -96,6 +101,7 @@ class MAML(MetaLearner):
         self.inner_loss_scale = inner_loss_scale
         self.strategy = strategy
         self.chunk_size = chunk_size
+        self.inner_optimizer = inner_optimizer or SGD()
 
     def inner_lr(self) -> LearningRate:
         """The inner learning rate(s); subclasses with learned rates override this."""
@@ -133,6 +139,7 @@ class MAML(MetaLearner):
             fast = adapt(
                 forward, params, sx, sy, support_loss,
                 steps=steps, lr=lr, adapt_names=names, first_order=first_order,
+                optimizer=self.inner_optimizer,
             )  # fmt: skip
             predictions = forward(fast, qx)
             return self.loss_fn(predictions, qy), predictions
@@ -142,6 +149,11 @@ class MAML(MetaLearner):
 
     def clone(self, first_order: bool | None = None) -> Learner:
         """A learner starting at the current parameters, differentiably linked to them."""
+        if self.inner_optimizer != SGD():
+            raise ValueError(
+                "clone() learners take plain SGD steps; this MAML has inner_optimizer="
+                f"{self.inner_optimizer!r}: use the batched forward(TaskBatch) instead"
+            )
         params, buffers = module_state(self.model)
         return Learner(
             self.model,
@@ -216,19 +228,24 @@ class Learner:
         return iter(self.params.values())
 
 
-def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
-    """MAML from a run config (``algorithm.first_order`` selects first-order MAML)."""
+def maml_arguments(config: RunConfig) -> dict[str, Any]:
+    """The :class:`MAML` keyword arguments that ``config.algorithm`` sets (shared by variants)."""
     a = config.algorithm
     if config.sampler.test_ways not in (None, config.sampler.ways):
         raise ValueError(
             "MAML's head has one output per training way; set sampler.test_ways equal to "
             f"sampler.ways ({config.sampler.ways}) or leave it unset"
         )
-    return MAML(
-        model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
+    return dict(
+        lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         first_order=a.first_order, adapt=a.adapt, inner_loss_scale=a.inner_loss_scale,
         strategy=a.strategy, chunk_size=a.chunk_size,
     )  # fmt: skip
+
+
+def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
+    """MAML from a run config (``algorithm.first_order`` selects first-order MAML)."""
+    return MAML(model, **maml_arguments(config))
 
 
 register(

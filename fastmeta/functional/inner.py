@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import Params
 
 Forward = Callable[[Params, Tensor], Tensor]
@@ -50,8 +51,10 @@ def adapt(
     lr: LearningRate,
     adapt_names: Sequence[str],
     first_order: bool = False,
+    optimizer: InnerOptimizer | None = None,
 ) -> Params:
-    """Run ``steps`` SGD steps on ``loss_fn(forward(params, inputs), targets)``.
+    """Run ``steps`` steps of ``optimizer`` (default plain SGD) on
+    ``loss_fn(forward(params, inputs), targets)``.
 
     Only the parameters named in ``adapt_names`` change; the others are used as they are.
     Returns a new dictionary (the input is not modified).
@@ -64,8 +67,11 @@ def adapt(
     def support_loss(adapted: Params) -> Tensor:
         return loss_fn(forward({**fixed, **adapted}, inputs), targets)
 
+    optimizer = optimizer or SGD()
+    state = optimizer.init(fast)
     grad_fn = torch.func.grad(support_loss)
     for step in range(steps):
         grads = grad_fn({n: p.detach() for n, p in fast.items()}) if first_order else grad_fn(fast)
-        fast = {n: p - step_lr(lr, step, n) * grads[n] for n, p in fast.items()}
+        rates = {n: step_lr(lr, step, n) for n in fast}
+        fast, state = optimizer.step(fast, grads, state, rates, step)
     return {**fixed, **fast}
