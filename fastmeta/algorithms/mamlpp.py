@@ -1,0 +1,263 @@
+"""MAML++ (Antoniou et al. 2019, "How to train your MAML"), batched over tasks.
+
+On top of MAML:
+
+- **multi-step loss**: the query loss after every inner step, weighted; the weights start
+  uniform and are annealed towards the last step over the first ``multi_step_fraction`` of
+  training (the paper's schedule, :func:`multi_step_loss_weights`), then only the last counts;
+- **derivative-order annealing**: first-order meta-gradients for the first
+  ``first_order_fraction`` of training, second order afterwards;
+- **per-step BatchNorm weights and biases**: every BatchNorm layer gets one affine pair per
+  inner step (meta-learned, not adapted in the inner loop); the model's own pair is frozen;
+- **learned per-layer per-step inner learning rates** (LSLR), one scalar per parameter tensor
+  and step, meta-learned with the initialisation;
+- a cosine-annealed meta learning rate: ``optimizer.schedule=cosine`` in the trainer.
+
+Schedules follow training progress through :meth:`MAMLPlusPlus.start_step`, which the trainer
+calls before every meta-step (call it yourself in a hand-written loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.maml import default_loss
+from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.inner import LossFn
+from fastmeta.functional.params import (
+    NameFilter,
+    Params,
+    functional_forward,
+    module_state,
+    select_adaptable,
+)
+from fastmeta.tasks import TaskBatch
+
+if TYPE_CHECKING:
+    from fastmeta.run_config import RunConfig
+
+# The paper's floor on the weight of each non-final step, as a multiple of 1 / steps.
+NON_FINAL_FLOOR = 0.03
+
+
+def multi_step_loss_weights(steps: int, progress: float, anneal_fraction: float) -> list[float]:
+    """Weights of the query losses after inner steps ``1..steps`` at training ``progress``.
+
+    ``progress`` is the fraction of training done. While it is below ``anneal_fraction``, with
+    ``a = progress / anneal_fraction``, every non-final step weighs ``max((1 - a) / steps,
+    0.03 / steps)`` and the last one the rest (so at the start all weigh ``1 / steps``): the
+    linear decay of Antoniou et al. (2019), expressed per fraction of training instead of per
+    epoch. From ``anneal_fraction`` on only the last step counts.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if progress >= anneal_fraction:
+        return [0.0] * (steps - 1) + [1.0]
+    annealed = progress / anneal_fraction
+    floor = NON_FINAL_FLOOR / steps
+    non_final = max((1.0 - annealed) / steps, floor)
+    final = min((1.0 + annealed * (steps - 1)) / steps, 1.0 - (steps - 1) * floor)
+    return [non_final] * (steps - 1) + [final]
+
+
+class MAMLPlusPlus(MetaLearner):
+    """MAML++ over any ``nn.Module``.
+
+    Args:
+        model: the network whose initialisation is meta-learned. Its BatchNorm affine
+            parameters are frozen and replaced by per-step copies when ``per_step_batchnorm``.
+        lr: initial value of every learned inner learning rate.
+        steps: inner steps in training (also the number of per-step rates and BN pairs).
+        test_steps: inner steps in :meth:`evaluate` (default ``steps``); steps beyond ``steps``
+            reuse the last step's rate and BatchNorm pair.
+        learn_lr: meta-learn the per-layer per-step rates (LSLR); ``False`` keeps them fixed.
+        per_step_batchnorm: one BatchNorm weight and bias per inner step.
+        multi_step_fraction: fraction of training over which the multi-step loss weights are
+            annealed (0: only the last step's loss, as in MAML).
+        first_order_fraction: fraction of training that uses first-order meta-gradients.
+        first_order: first order throughout (overrides ``first_order_fraction``).
+        adapt: which parameters the inner loop changes (see :class:`~fastmeta.algorithms.MAML`).
+        loss_fn, inner_loss_scale, strategy, chunk_size: as in :class:`~fastmeta.algorithms.MAML`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 0.1,
+        steps: int = 5,
+        *,
+        test_steps: int | None = None,
+        learn_lr: bool = True,
+        per_step_batchnorm: bool = True,
+        multi_step_fraction: float = 0.1,
+        first_order_fraction: float = 0.5,
+        first_order: bool = False,
+        adapt: Iterable[str] | NameFilter | None = None,
+        loss_fn: LossFn | None = None,
+        inner_loss_scale: float = 1.0,
+        strategy: str = "auto",
+        chunk_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if steps < 1 or (test_steps is not None and test_steps < 1):
+            raise ValueError(
+                f"MAML++ needs inner steps >= 1; got steps={steps}, test_steps={test_steps}"
+            )
+        for name, value in [("multi_step_fraction", multi_step_fraction),
+                            ("first_order_fraction", first_order_fraction)]:  # fmt: skip
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a fraction of training in [0, 1], got {value}")
+        check_strategy(strategy)
+        self.model = model
+        self.steps = steps
+        self.test_steps = steps if test_steps is None else test_steps
+        self.multi_step_fraction = multi_step_fraction
+        self.first_order_fraction = first_order_fraction
+        self.always_first_order = first_order
+        self.loss_fn = loss_fn or default_loss
+        self.inner_loss_scale = inner_loss_scale
+        self.strategy = strategy
+        self.chunk_size = chunk_size
+        self.norm_layers: list[str] = []
+        self.norm_weights = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        if per_step_batchnorm:
+            self._make_per_step_batchnorm()
+        self.adapt_names = select_adaptable(dict(model.named_parameters()), adapt)
+        self.inner_lrs = nn.ParameterList(
+            nn.Parameter(torch.full((steps,), float(lr)), requires_grad=learn_lr)
+            for _ in self.adapt_names
+        )
+        self.progress = 0.0
+
+    def _make_per_step_batchnorm(self) -> None:
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                self.norm_layers.append(name)
+                for source, target in [(module.weight, self.norm_weights),
+                                       (module.bias, self.norm_biases)]:  # fmt: skip
+                    target.append(nn.Parameter(source.detach().repeat(self.steps, 1)))
+                    source.requires_grad_(False)
+
+    # ----------------------------------------------------------------- schedules
+    def start_step(self, step: int, total: int) -> None:
+        """Set the training progress that the loss weights and derivative order follow."""
+        self.progress = step / max(total, 1)
+
+    def loss_weights(self) -> list[float]:
+        """The multi-step loss weights at the current progress."""
+        return multi_step_loss_weights(self.steps, self.progress, self.multi_step_fraction)
+
+    def first_order(self) -> bool:
+        """Whether the current meta-step uses first-order meta-gradients."""
+        return self.always_first_order or self.progress < self.first_order_fraction
+
+    # ----------------------------------------------------------------- per-step pieces
+    def step_params(self, step: int) -> Params:
+        """The BatchNorm weights and biases of inner step ``step`` (by model parameter name)."""
+        index = min(step, self.steps - 1)
+        params = {}
+        for i, layer in enumerate(self.norm_layers):
+            params[f"{layer}.weight"] = self.norm_weights[i][index]
+            params[f"{layer}.bias"] = self.norm_biases[i][index]
+        return params
+
+    def step_lrs(self, step: int) -> dict[str, Tensor]:
+        """The inner learning rate of every adapted parameter at inner step ``step``."""
+        index = min(step, self.steps - 1)
+        return {n: rates[index] for n, rates in zip(self.adapt_names, self.inner_lrs, strict=True)}
+
+    # ----------------------------------------------------------------- running
+    def forward(self, batch: TaskBatch) -> MetaOutput:
+        """The weighted multi-step query loss of every task, with the current schedules."""
+        return self.run(batch, self.steps, self.loss_weights(), self.first_order())
+
+    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
+        """Adapt with ``test_steps`` (or ``steps``), score the last step; builds no graph."""
+        steps = self.test_steps if steps is None else steps
+        with torch.no_grad():
+            return self.run(batch, steps, [0.0] * (steps - 1) + [1.0], first_order=True)
+
+    def run(
+        self, batch: TaskBatch, steps: int, weights: list[float], first_order: bool
+    ) -> MetaOutput:
+        """Adapt every task for ``steps`` steps; the task loss is ``sum_k weights[k] * query
+        loss after step k + 1`` (steps with weight 0 are not scored)."""
+        params, buffers = module_state(self.model)
+        fixed = {n: p for n, p in params.items() if n not in self.adapt_names}
+
+        def forward(step: int, fast: Params, x: Tensor) -> Tensor:
+            merged = {**fixed, **fast, **self.step_params(step)}
+            return functional_forward(self.model, merged, buffers, x)
+
+        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
+            fast = {n: params[n] for n in self.adapt_names}
+            total = sx.new_zeros(())
+            for step in range(steps):
+
+                def support_loss(adapted: Params, step: int = step) -> Tensor:
+                    return self.inner_loss_scale * self.loss_fn(forward(step, adapted, sx), sy)
+
+                if first_order:
+                    with torch.no_grad():
+                        grads = torch.func.grad(support_loss)(
+                            {n: p.detach() for n, p in fast.items()}
+                        )
+                else:
+                    grads = torch.func.grad(support_loss)(fast)
+                rates = self.step_lrs(step)
+                fast = {n: p - rates[n] * grads[n] for n, p in fast.items()}
+                if weights[step] != 0.0 or step == steps - 1:
+                    predictions = forward(step, fast, qx)
+                    total = total + weights[step] * self.loss_fn(predictions, qy)
+            return total, predictions
+
+        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        return MetaOutput.from_tasks(losses, predictions, batch.query_y)
+
+
+@dataclass(frozen=True)
+class MAMLPlusPlusOptions:
+    """``algorithm.options`` of MAML++ (see :class:`MAMLPlusPlus` for their meaning)."""
+
+    learn_lr: bool = True
+    per_step_batchnorm: bool = True
+    multi_step_fraction: float = 0.1
+    first_order_fraction: float = 0.5
+
+
+def build_mamlpp(config: RunConfig, model: nn.Module, options: Any) -> MAMLPlusPlus:
+    """MAML++ from a run config: ``algorithm.inner_lr`` initialises the learned rates and
+    ``algorithm.first_order=true`` turns derivative-order annealing into first order always."""
+    a = config.algorithm
+    if config.sampler.test_ways not in (None, config.sampler.ways):
+        raise ValueError(
+            "MAML++'s head has one output per training way; set sampler.test_ways equal to "
+            f"sampler.ways ({config.sampler.ways}) or leave it unset"
+        )
+    return MAMLPlusPlus(
+        model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
+        learn_lr=options.learn_lr, per_step_batchnorm=options.per_step_batchnorm,
+        multi_step_fraction=options.multi_step_fraction,
+        first_order_fraction=options.first_order_fraction, first_order=a.first_order,
+        adapt=a.adapt, inner_loss_scale=a.inner_loss_scale, strategy=a.strategy,
+        chunk_size=a.chunk_size,
+    )  # fmt: skip
+
+
+register(
+    AlgorithmSpec(
+        "mamlpp",
+        build_mamlpp,
+        options=MAMLPlusPlusOptions,
+        description="MAML++: multi-step loss, derivative-order annealing, per-step BatchNorm "
+        "and learned per-step inner rates (Antoniou et al. 2019)",
+    )
+)
