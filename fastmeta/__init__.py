@@ -1,6 +1,14 @@
 """fastmeta: fast, correct meta-learning for PyTorch."""
 
-from fastmeta.algorithms import MAML, Learner, MetaLearner, MetaOutput
+from fastmeta.algorithms import (
+    MAML,
+    Learner,
+    MatchingNetwork,
+    MetaLearner,
+    MetaOptNet,
+    MetaOutput,
+    RelationNetwork,
+)
 from fastmeta.algorithms.protonet import PrototypicalNetwork
 from fastmeta.tasks import Task, TaskBatch
 
@@ -9,9 +17,12 @@ __version__ = "0.1.0"
 __all__ = [
     "MAML",
     "Learner",
+    "MatchingNetwork",
     "MetaLearner",
+    "MetaOptNet",
     "MetaOutput",
     "PrototypicalNetwork",
+    "RelationNetwork",
     "Task",
     "TaskBatch",
 ]

@@ -38,10 +38,16 @@ class AlgorithmConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: ``conv4`` (4-block CNN) or ``mlp``."""
+    """The network: ``conv4`` (4-block CNN), ``resnet12`` or ``mlp``.
 
-    name: Literal["conv4", "mlp"] = "conv4"
+    ``channels`` are ResNet-12's four block widths. Where the algorithm needs a feature map
+    (Relation Networks), ``conv4`` is Sung et al.'s encoder (max-pool after the first two of its
+    four blocks) and ``resnet12`` returns its last block's map.
+    """
+
+    name: Literal["conv4", "resnet12", "mlp"] = "conv4"
     hidden: int = 64
+    channels: tuple[int, ...] = (64, 160, 320, 640)
     downsample: Literal["stride", "maxpool"] = "stride"
     layers: tuple[int, ...] = (40, 40)
     init: Literal["torch", "maml"] = "torch"

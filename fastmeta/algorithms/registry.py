@@ -30,14 +30,15 @@ class AlgorithmSpec:
             ``config.model`` with the output ``model_output`` asks for.
         options: dataclass of the algorithm's own settings, filled from ``algorithm.options``
             (unknown keys and wrong types are refused); ``None`` if it has none.
-        model_output: ``"logits"`` (one output per way) or ``"embedding"`` (a feature vector).
+        model_output: ``"logits"`` (one output per way), ``"embedding"`` (a feature vector) or
+            ``"feature_map"`` (a spatial map ``[N, C, H, W]``, as Relation Networks need).
         description: one line for ``fastmeta algorithms`` and the README.
     """
 
     name: str
     build: Callable[[RunConfig, nn.Module, Any], MetaLearner]
     options: type | None = None
-    model_output: Literal["logits", "embedding"] = "logits"
+    model_output: Literal["logits", "embedding", "feature_map"] = "logits"
     description: str = ""
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from fastmeta.algorithms import MetaLearner
 from fastmeta.algorithms.registry import algorithm_spec, build_options
 from fastmeta.data.store import ImageStore
-from fastmeta.models import MLP, Conv4
+from fastmeta.models import MLP, Conv4, ResNet12
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
 
@@ -86,9 +86,19 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
 
 
 def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
-    """The network; one output per way, or an embedding when the algorithm asks for one."""
+    """The network; one output per way, or the embedding or feature map the algorithm asks for."""
     m = config.model
-    metric = algorithm_spec(config.algorithm.name).model_output == "embedding"
+    output = algorithm_spec(config.algorithm.name).model_output
+    metric = output != "logits"
+    if m.name == "resnet12":
+        return ResNet12(
+            input_shape[0], None if metric else config.sampler.ways, m.channels,
+            feature_map=output == "feature_map",
+        )  # fmt: skip
+    if output == "feature_map" and m.name == "conv4":
+        from fastmeta.algorithms.relation import relation_encoder
+
+        return relation_encoder(input_shape[0], m.hidden)
     if m.name == "mlp":
         out = 1 if config.data.dataset == "sine" else config.sampler.ways
         return MLP(input_shape[0], list(m.layers), m.hidden if metric else out, init=m.init)
