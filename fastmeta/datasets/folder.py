@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fastmeta.data.store import ImageStore
 
@@ -90,6 +91,27 @@ def read_image_folder(
             f"{folder}/<class name>/<image files>.{detail}"
         )
     return data, report
+
+
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
+def is_grey_folder(root: PathLike) -> bool:
+    """Whether every readable image under ``root/<class>/`` is grey (reads file headers only).
+
+    Used to choose one channel for a grey dataset and three as soon as one image has colour.
+    """
+    folder = Path(root).expanduser()
+    for path in folder.rglob("*"):
+        if not path.is_file() or path.parent == folder or _hidden_path(path, folder):
+            continue
+        try:
+            with Image.open(path) as image:
+                if image.mode not in GREY_MODES:
+                    return False
+        except (OSError, SyntaxError, ValueError):
+            continue  # unreadable files are reported by read_image_folder
+    return True
 
 
 def _hidden(name: str) -> bool:

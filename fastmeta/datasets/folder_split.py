@@ -1,0 +1,211 @@
+"""A training run's view of a user's image folder: the class split, preprocessing and report.
+
+``fastmeta train --data FOLDER`` plans it once, prints :meth:`FolderSplit.report` (classes,
+images per class, everything left out and why) and writes it as ``split.yaml`` into the run
+directory; resuming, evaluating, ``fastmeta adapt`` and ``fastmeta export`` read it back, so
+the classes, image size, channels and normalisation stay those of training even when the
+folder changes later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from fastmeta.data.normalize import Normalize, channel_stats
+from fastmeta.data.store import ImageStore
+
+from .errors import MissingDataError, SplitError
+from .folder import is_grey_folder, read_image_folder, split_classes
+from .paths import SPLITS, PathLike
+from .splits import build_store
+
+if TYPE_CHECKING:
+    from fastmeta.run_config import RunConfig
+
+SPLIT_FILE = "split.yaml"
+
+
+@dataclass(frozen=True)
+class FolderSplit:
+    """Which classes of ``root`` train, validate and test, and how images are prepared.
+
+    ``classes`` maps train/val/test to class names; ``mean``/``std`` (per channel, of the
+    training images) are ``None`` when normalisation is off. ``skipped`` (file, reason),
+    ``empty_classes`` and ``small_classes`` (name: image count, below ``min_images``) were
+    left out.
+    """
+
+    root: str
+    image_size: int
+    mode: str
+    fractions: tuple[float, float, float]
+    seed: int
+    min_images: int
+    classes: dict[str, list[str]]
+    images_per_class: dict[str, int]
+    mean: list[float] | None
+    std: list[float] | None
+    skipped: list[tuple[str, str]]
+    empty_classes: list[str]
+    small_classes: dict[str, int]
+
+    def normalizer(self) -> Normalize | None:
+        return None if self.mean is None or self.std is None else Normalize(self.mean, self.std)
+
+    def to_yaml(self) -> str:
+        data = dataclasses.asdict(self)
+        data["fractions"] = list(self.fractions)
+        data["skipped"] = [list(item) for item in self.skipped]
+        return yaml.safe_dump(data, sort_keys=False)
+
+    @classmethod
+    def from_file(cls, path: PathLike) -> FolderSplit:
+        path = Path(path)
+        if not path.is_file():
+            raise MissingDataError(
+                f"split file {path} is missing; it is written by `fastmeta train --data` into "
+                "the run directory. Copy it back, or set data.split_file to its new place."
+            )
+        data: dict[str, Any] = yaml.safe_load(path.read_text())
+        data["fractions"] = tuple(data["fractions"])
+        data["skipped"] = [tuple(item) for item in data["skipped"]]
+        return cls(**data)
+
+    def report(self) -> str:
+        """What was found, what was left out and why, the split and the preprocessing."""
+        total = sum(self.images_per_class.values())
+        per_class = ", ".join(f"{name} {n}" for name, n in self.images_per_class.items())
+        lines = [
+            f"{self.root}: {len(self.images_per_class)} classes, {total} images used "
+            f"(resized to {self.image_size}x{self.image_size}, "
+            f"{'grey' if self.mode == 'L' else 'colour'})",
+            "images per class:",
+            *textwrap.wrap(per_class, 96, initial_indent="  ", subsequent_indent="  "),
+        ]
+        left_out = [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        left_out += [f"  class folder {name}/ has no usable image" for name in self.empty_classes]
+        left_out += [
+            f"  class {name} left out: {n} images, fewer than the {self.min_images} an episode "
+            "takes from a class (shots + queries)"
+            for name, n in self.small_classes.items()
+        ]
+        lines += ["left out:", *left_out] if left_out else ["nothing left out"]
+        fractions = "/".join(f"{f:g}" for f in self.fractions)
+        lines.append(f"class split (data.fractions {fractions}, data.split_seed {self.seed}):")
+        for name in SPLITS:
+            chosen = self.classes[name]
+            lines.append(f"  {name:<5} {len(chosen):>3}: {', '.join(chosen)}")
+        if self.mean is not None and self.std is not None:
+            mean = ", ".join(f"{m:.3f}" for m in self.mean)
+            std = ", ".join(f"{s:.3f}" for s in self.std)
+            lines.append(f"normalisation: mean [{mean}], std [{std}] of the training images")
+        else:
+            lines.append("normalisation: none (pixel values in [0, 1])")
+        return "\n".join(lines)
+
+
+def plan_folder_split(
+    root: PathLike,
+    *,
+    image_size: int,
+    channels: int | None,
+    fractions: tuple[float, float, float],
+    seed: int,
+    min_images: int,
+    normalize: bool,
+    min_classes: dict[str, int],
+    cache_dir: PathLike | None = None,
+) -> FolderSplit:
+    """Read ``root``, leave out classes with fewer than ``min_images`` and split the rest.
+
+    ``channels`` of ``None`` chooses 1 for an all-grey folder, else 3. ``min_classes`` gives
+    the classes each split needs (the episode ways); too few raise an error saying what to change.
+    """
+    folder = Path(root).expanduser().resolve()
+    if channels is None:
+        channels = 1 if is_grey_folder(folder) else 3
+    mode = {1: "L", 3: "RGB"}[channels]
+    data, report = read_image_folder(folder, image_size, mode, cache_dir=cache_dir)
+    sizes = np.bincount(data.labels, minlength=len(data.names)).tolist()
+    counts = dict(zip(data.names, sizes, strict=True))
+    small = {name: n for name, n in counts.items() if n < min_images}
+    usable = {name: n for name, n in counts.items() if n >= min_images}
+    if not usable:
+        raise SplitError(
+            f"no class of {folder} has the {min_images} images an episode takes from a class "
+            "(shots + queries): add images, or lower sampler.shots / sampler.queries"
+        )
+    classes = split_classes(sorted(usable), fractions, seed)
+    for split, needed in min_classes.items():
+        if len(classes[split]) < needed:
+            raise SplitError(
+                f"the {split} split of {folder} gets {len(classes[split])} classes but its "
+                f"episodes need {needed} (ways): add class folders, change data.fractions (now "
+                f"{list(fractions)}) or lower sampler.ways / sampler.test_ways"
+            )
+    mean = std = None
+    if normalize:
+        train = build_store(data, [(n, 0) for n in classes["train"]], "train classes", "")
+        mean, std = channel_stats(train.images.numpy())
+    return FolderSplit(
+        str(folder), image_size, mode, tuple(fractions), seed, min_images, classes, usable,
+        mean, std, report.skipped, report.empty_classes, small,
+    )  # fmt: skip
+
+
+def split_stores(split: FolderSplit, cache_dir: PathLike | None = None) -> dict[str, ImageStore]:
+    """The train/val/test stores of ``split`` (decoded once, cached)."""
+    data, _ = read_image_folder(split.root, split.image_size, split.mode, cache_dir=cache_dir)
+    fix = f"the folder changed since {SPLIT_FILE} was written; restore it or train a new run"
+    return {
+        name: build_store(data, [(c, 0) for c in split.classes[name]], f"{name} classes", fix)
+        for name in SPLITS
+    }
+
+
+def plan_for_config(config: RunConfig) -> FolderSplit:
+    """The split of a ``data.dataset="folder"`` run: its ``split_file``, else planned afresh."""
+    d, s = config.data, config.sampler
+    if d.split_file is not None:
+        return FolderSplit.from_file(d.split_file)
+    if d.root is None:
+        raise MissingDataError(
+            "data.dataset=folder needs data.root=<folder with one sub-folder per class> "
+            "(or `fastmeta train --data FOLDER`)"
+        )
+    test_ways = s.test_ways or s.ways
+    test_images = (s.test_shots or s.shots) + (s.test_queries or s.queries)
+    return plan_folder_split(
+        d.root,
+        image_size=d.image_size,
+        channels=d.channels,
+        fractions=d.fractions,
+        seed=d.split_seed,
+        min_images=max(s.shots + s.queries, test_images),
+        normalize=d.normalize != "none",
+        min_classes={"train": s.ways, "val": test_ways, "test": test_ways},
+    )
+
+
+def write_split_file(config: RunConfig, run_dir: PathLike) -> tuple[RunConfig, FolderSplit]:
+    """Plan ``config``'s folder split, write it to ``run_dir/split.yaml``; the config to use.
+
+    The returned config names the written file in ``data.split_file``. Every process of a
+    distributed run may call it: each writes the same content by an atomic rename.
+    """
+    split = plan_for_config(config)
+    path = Path(run_dir).resolve() / SPLIT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{SPLIT_FILE}.{os.getpid()}.tmp")  # processes of one run race
+    partial.write_text(split.to_yaml())
+    os.replace(partial, path)
+    data = dataclasses.replace(config.data, split_file=str(path))
+    return dataclasses.replace(config, data=data), split

@@ -1,0 +1,233 @@
+"""Few-shot inference on new classes: ``fastmeta.load(run_dir).adapt(support).predict(x)``.
+
+A trained run is loaded with its preprocessing; :meth:`FewShotModel.adapt` takes a support
+set (a folder with one sub-folder per class, or images and labels) and returns a classifier
+for those classes. Scores come from the algorithm's own evaluation path (MAML adapts with its
+test-time inner steps, ProtoNets compares to class means), so they are what ``fastmeta eval``
+measured. Networks whose BatchNorm uses batch statistics (the Conv4 of the presets) score
+images in groups the size of an evaluation query set, in a fixed shuffled order, as in
+training; a prediction therefore depends a little on the other images of its group.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from fastmeta.algorithms import MetaLearner
+from fastmeta.config import load_yaml
+from fastmeta.datasets.paths import PathLike
+from fastmeta.predict.images import Preprocessing, query_files
+from fastmeta.run_config import RunConfig
+from fastmeta.tasks import TaskBatch
+from fastmeta.train.build import build_algorithm, build_model
+from fastmeta.train.checkpoint import (
+    best_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    model_fingerprint,
+)
+
+CONFIG_FILE = "config.yaml"
+
+
+def load(run: PathLike, device: str | torch.device = "cpu") -> FewShotModel:
+    """The trained model of a run directory (best-on-validation weights, else the newest) or of
+    one checkpoint file inside ``RUN_DIR/checkpoints/``."""
+    path = Path(run).expanduser()
+    if path.is_file():
+        checkpoint, run_dir = path, path.parent.parent
+    else:
+        run_dir = path
+        checkpoint = best_checkpoint(run_dir) or latest_checkpoint(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(
+            f"{run_dir} holds no {CONFIG_FILE}: give a run directory (or a checkpoint in its "
+            "checkpoints/ folder) written by `fastmeta train`"
+        )
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet; train it first")
+    config = load_yaml(RunConfig, (run_dir / CONFIG_FILE).read_text())
+    preprocessing = run_preprocessing(config, run_dir)
+    shape = (preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
+    algorithm = build_algorithm(config, build_model(config, shape))
+    state = load_checkpoint(checkpoint, expected={"model": model_fingerprint(algorithm)})
+    algorithm.load_state_dict(state["algorithm"])
+    algorithm.to(device).eval()
+    return FewShotModel(config, algorithm, preprocessing, checkpoint)
+
+
+def run_preprocessing(config: RunConfig, run_dir: Path) -> Preprocessing:
+    """The preprocessing a run trained with: its ``split.yaml`` for a folder, else the
+    benchmark's (Omniglot: grey and inverted; others: their channels)."""
+    d = config.data
+    if d.dataset == "sine":
+        raise ValueError("this run learned sine regression; adapt and export need an image run")
+    if d.dataset == "folder":
+        from fastmeta.datasets.folder_split import SPLIT_FILE, FolderSplit, plan_for_config
+
+        beside = run_dir / SPLIT_FILE
+        split = FolderSplit.from_file(beside) if beside.is_file() else plan_for_config(config)
+        mean = None if split.mean is None else tuple(split.mean)
+        std = None if split.std is None else tuple(split.std)
+        return Preprocessing(split.image_size, split.mode, mean, std)
+    from fastmeta.datasets import dataset_info
+
+    mode = "L" if dataset_info(d.dataset).channels == 1 else "RGB"
+    return Preprocessing(d.image_size, mode, invert=d.dataset == "omniglot")
+
+
+@dataclass
+class FewShotModel:
+    """A meta-trained algorithm with its run's preprocessing, ready to adapt to new classes."""
+
+    config: RunConfig
+    algorithm: MetaLearner
+    preprocessing: Preprocessing
+    checkpoint: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.algorithm.parameters()).device
+
+    def adapt(
+        self,
+        support: PathLike | Tensor,
+        labels: Tensor | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> AdaptedClassifier:
+        """A classifier for the support classes.
+
+        ``support`` is a folder with one sub-folder per class, or images ``[N, C, H, W]`` in
+        [0, 1] at the run's size with integer ``labels [N]`` in ``0..k-1`` (``class_names``
+        optional). Support folders may have any number of images per class.
+        """
+        if isinstance(support, Tensor):
+            if labels is None:
+                raise ValueError("support images need labels: adapt(images, labels)")
+            images, labels = support.float(), labels.long()
+            count = int(labels.max()) + 1 if labels.numel() else 0
+            names = [str(c) for c in range(count)] if class_names is None else list(class_names)
+        else:
+            images, labels, names, _ = self.preprocessing.read_classes(support)
+        return AdaptedClassifier(self, images, labels, names)
+
+
+@dataclass
+class Predictions:
+    """Class probabilities of query files; ``skipped`` lists (file, reason) not classified."""
+
+    files: list[str]
+    classes: list[str]
+    probabilities: Tensor
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def predicted(self) -> list[str]:
+        return [self.classes[i] for i in self.probabilities.argmax(1).tolist()]
+
+    def write_csv(self, path: PathLike) -> Path:
+        """``file, predicted_class, prob_<class>...``: one row per classified file."""
+        path = Path(path)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "predicted_class", *(f"prob_{c}" for c in self.classes)])
+            for name, label, row in zip(
+                self.files, self.predicted, self.probabilities.tolist(), strict=True
+            ):
+                writer.writerow([name, label, *(f"{p:.6f}" for p in row)])
+        return path
+
+
+class AdaptedClassifier:
+    """A run's algorithm adapted to the classes of one support set."""
+
+    def __init__(
+        self, model: FewShotModel, images: Tensor, labels: Tensor, classes: list[str]
+    ) -> None:
+        if images.dim() != 4 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"support images must be [N, C, H, W] with one label each; got images of shape "
+                f"{tuple(images.shape)} and {labels.shape[0]} labels"
+            )
+        expected = (model.preprocessing.channels, *(2 * [model.preprocessing.image_size]))
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"support images are {tuple(images.shape[1:])} but the run was trained on "
+                f"{expected}; pass a folder, or resize to the run's image size"
+            )
+        present = sorted(set(labels.tolist()))
+        if present != list(range(len(classes))):
+            raise ValueError(
+                f"support labels must cover 0..{len(classes) - 1} (one per class name); got "
+                f"{present}"
+            )
+        if len(classes) < 2:
+            raise ValueError(f"a support set needs at least 2 classes; got {classes}")
+        self.model = model
+        self.classes = list(classes)
+        self.support_x = model.preprocessing.prepare(images).to(model.device)
+        self.support_y = labels.to(model.device)
+        self.outputs = self._check_outputs()
+        s = model.config.sampler
+        self.group_size = (s.test_ways or s.ways) * (s.test_queries or s.queries)
+
+    def _check_outputs(self) -> int:
+        """The number of scores the algorithm gives a query; refuse more classes than that."""
+        probe = self.support_x[:1]
+        outputs = self._scores(probe).shape[-1]
+        if outputs < len(self.classes):
+            raise ValueError(
+                f"the support set has {len(self.classes)} classes but this model was "
+                f"meta-trained for {outputs}-way tasks: its head has {outputs} outputs. Give at "
+                f"most {outputs} classes, or train with sampler.ways={len(self.classes)} (or a "
+                "metric method such as protonet, which takes any number of classes)"
+            )
+        return outputs
+
+    def _scores(self, prepared: Tensor) -> Tensor:
+        """The algorithm's query scores (logits) ``[Q, outputs]`` for one group of images."""
+        batch = TaskBatch(
+            self.support_x[None], self.support_y[None], prepared[None],
+            torch.zeros(1, prepared.shape[0], dtype=torch.long, device=prepared.device),
+        )  # fmt: skip
+        return self.model.algorithm.evaluate(batch).predictions[0]
+
+    def logits(self, images: Tensor) -> Tensor:
+        """Scores ``[N, classes]`` of images in [0, 1], in groups of an evaluation query set."""
+        prepared = self.model.preprocessing.prepare(images.float()).to(self.model.device)
+        count = prepared.shape[0]
+        out = torch.empty(count, len(self.classes), device=prepared.device)
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(0))
+        for group in torch.tensor_split(order, math.ceil(count / max(1, self.group_size))):
+            group = group.to(prepared.device)
+            out[group] = self._scores(prepared[group])[:, : len(self.classes)]
+        return out
+
+    def predict(self, x: Tensor | PathLike | Sequence[PathLike]) -> Tensor:
+        """Class probabilities ``[N, classes]`` of images ``[N, C, H, W]`` in [0, 1] at the run's
+        size, or of image files / a folder of them (an unusable file raises)."""
+        if not isinstance(x, Tensor):
+            found = self.classify(x)
+            if found.skipped:
+                raise ValueError(f"cannot read {found.skipped[0][0]}: {found.skipped[0][1]}")
+            return found.probabilities
+        return self.logits(x).softmax(-1).cpu()
+
+    def classify(self, query: PathLike | Sequence[PathLike]) -> Predictions:
+        """Probabilities for image files or a folder; unusable files are listed, not scored."""
+        images, names, skipped = self.model.preprocessing.read_files(query_files(query))
+        probabilities = self.predict(images) if names else torch.empty(0, len(self.classes))
+        return Predictions(names, self.classes, probabilities, skipped)
+
+    def export(self, path: PathLike) -> Path:
+        """Save a TorchScript classifier for these classes (see :mod:`fastmeta.predict.export`)."""
+        from fastmeta.predict.export import export_classifier
+
+        return export_classifier(self, path)
