@@ -10,6 +10,7 @@ from fastmeta.algorithms import (
     RelationNetwork,
 )
 from fastmeta.algorithms.protonet import PrototypicalNetwork
+from fastmeta.predict import load
 from fastmeta.tasks import Task, TaskBatch
 
 __version__ = "0.1.0"
@@ -25,4 +26,5 @@ __all__ = [
     "RelationNetwork",
     "Task",
     "TaskBatch",
+    "load",
 ]

@@ -1,11 +1,20 @@
-"""The ``fastmeta`` command line: train, eval, presets, algorithms, plot, reproduce, data."""
+"""The ``fastmeta`` command line: train, eval, presets, algorithms, plot, reproduce, data,
+adapt and export."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastmeta.run_config import RunConfig
+
+FOLDER_PRESET = "protonet-folder"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run directory (default runs/<name>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--data", type=Path, metavar="FOLDER",
+        help=f"train on your images: one sub-folder per class (default preset {FOLDER_PRESET})",
+    )  # fmt: skip
 
     evaluate = commands.add_parser(
         "eval", help="test a run's model on fixed episodes (mean and 95%% CI)"
@@ -50,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--no-progress", action="store_true")
 
     _add_data_commands(commands)
+    _add_inference_commands(commands)
     return parser
 
 
@@ -61,8 +75,43 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     add_data_commands(commands)
 
 
+def _add_inference_commands(commands: argparse._SubParsersAction) -> None:
+    adapt = commands.add_parser(
+        "adapt",
+        help="adapt a trained run to new classes and label query images (CSV)",
+        description="Adapt to the classes of SUPPORT (one sub-folder per class, a few images "
+        "each) and write file, predicted class and each class's probability for every query.",
+    )
+    adapt.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    adapt.add_argument("--support", type=Path, required=True, metavar="FOLDER")
+    adapt.add_argument("--query", nargs="+", required=True, metavar="FOLDER_OR_FILE")
+    adapt.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    export = commands.add_parser(
+        "export",
+        help="save a classifier for the support classes that runs with torch alone",
+        description="Adapt to SUPPORT and save a TorchScript file: images in [0, 1] in, class "
+        "probabilities out (see docs/OWN_DATA.md for the loading snippet).",
+    )
+    export.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    export.add_argument("--support", type=Path, required=True, metavar="FOLDER")
+    export.add_argument("--out", type=Path, default=Path("classifier.pt"))
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    try:
+        from fastmeta.datasets.commands import add_data_commands
+    except ImportError:  # pragma: no cover - the datasets package always ships it
+        return
+    add_data_commands(commands)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
+        args.overrides += extra  # key=value after an option, e.g. `train P --data X key=value`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {
         "train": _train,
         "eval": _eval,
@@ -70,11 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "algorithms": _algorithms,
         "plot": _plot,
         "reproduce": _reproduce,
+        "adapt": _adapt,
+        "export": _export,
     }
     handler = handlers.get(args.command) or getattr(args, "handler", None)
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"fastmeta {args.command}: {error}", file=sys.stderr)
         return 2
 
@@ -89,10 +140,21 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--resume continues a run as configured; give no preset or overrides")
         trainer = Trainer.resume(args.resume, progress_bar=not args.no_progress)
     else:
-        if args.preset is None:
+        preset, overrides = args.preset, list(args.overrides)
+        if preset is not None and "=" in preset:  # `train --data X key=value`: no preset named
+            preset, overrides = None, [preset, *overrides]
+        if args.data is not None:
+            preset = preset or FOLDER_PRESET
+        if preset is None:
             raise ValueError("name a preset (see `fastmeta presets`) or a .yaml config to train")
-        config = apply_overrides(load_config(args.preset), args.overrides)
+        config = load_config(preset)
+        if args.data is not None:
+            data = replace(config.data, dataset="folder", root=str(args.data.resolve()))
+            config = replace(config, data=data)
+        config = apply_overrides(config, overrides)
         run_dir = args.out or Path("runs") / config.name
+        if config.data.dataset == "folder" and config.data.split_file is None:
+            config = _plan_folder(config, run_dir, reports=True)
         trainer = Trainer.create(config, run_dir, progress_bar=not args.no_progress)
     try:
         report = trainer.fit()
@@ -112,6 +174,48 @@ def _train(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     except ImportError:
         print("(for pictures of the run, install the plot extra: pip install 'fastmeta[plot]')")
+    return 0
+
+
+def _plan_folder(config: RunConfig, run_dir: Path, reports: bool) -> RunConfig:
+    """Split the image folder, write split.yaml (and print what was found when ``reports``);
+    the config to train with."""
+    from fastmeta.datasets.folder_split import write_split_file
+    from fastmeta.train.trainer import CONFIG_FILE
+
+    if reports and (run_dir / CONFIG_FILE).exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
+            f"{run_dir}` or choose another --out directory"
+        )
+    config, split = write_split_file(config, run_dir)
+    if reports:
+        print(split.report())
+        print(f"wrote {config.data.split_file}")
+    return config
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from fastmeta.predict import load
+
+    classifier = load(args.run).adapt(args.support)
+    print(f"support: {len(classifier.classes)} classes: {', '.join(classifier.classes)}")
+    predictions = classifier.classify(args.query)
+    for name, reason in predictions.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    predictions.write_csv(args.out)
+    counts = Counter(predictions.predicted)
+    summary = ", ".join(f"{c} {counts[c]}" for c in classifier.classes if counts[c])
+    print(f"classified {len(predictions.files)} images ({summary}); wrote {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fastmeta.predict import load
+
+    classifier = load(args.run).adapt(args.support)
+    path = classifier.export(args.out)
+    print(f"wrote {path}: {len(classifier.classes)} classes ({', '.join(classifier.classes)})")
     return 0
 
 

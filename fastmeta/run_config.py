@@ -61,13 +61,25 @@ class DataConfig:
     ``train_classes="trainval"`` meta-trains on the training and validation classes together,
     the final stage of Snell et al.'s protocol once validation has fixed the training length;
     validation scores are then no longer held out, so such runs set ``train.val_every=0``.
+
+    ``dataset="folder"`` reads the user's images under ``root`` (one sub-folder per class; see
+    docs/OWN_DATA.md): its classes are split by ``fractions`` in an order fixed by
+    ``split_seed``; ``channels`` of ``None`` means grey (1) when every image is grey, else 3;
+    ``normalize="auto"`` standardises each channel by the training images' mean and std for a
+    folder and leaves benchmarks as they are. ``split_file`` is the ``split.yaml`` that
+    ``fastmeta train --data`` writes into the run directory, so the split is reused.
     """
 
-    dataset: Literal["sine", "omniglot"] = "omniglot"
+    dataset: Literal["sine", "omniglot", "folder"] = "omniglot"
     root: str | None = None
     split: Literal["vinyals", "maml"] = "vinyals"
     image_size: int = 28
     train_classes: Literal["train", "trainval"] = "train"
+    channels: Literal[1, 3] | None = None
+    normalize: Literal["auto", "none", "dataset"] = "auto"
+    fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
+    split_seed: int = 0
+    split_file: str | None = None
 
 
 @dataclass(frozen=True)

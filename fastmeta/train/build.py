@@ -61,25 +61,36 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
     from fastmeta.data.taskset import TaskSet
     from fastmeta.datasets import load_split
 
-    def split(name: str) -> ImageStore:
-        store = load_split(
-            config.data.dataset, name, root=config.data.root, image_size=config.data.image_size,
-            scheme=config.data.split,
-        )  # fmt: skip
-        return store.to(device)
+    transform = None
+    if config.data.dataset == "folder":
+        from fastmeta.datasets.folder_split import plan_for_config, split_stores
+
+        plan = plan_for_config(config)
+        stores, transform = split_stores(plan), plan.normalizer()
+
+        def split(name: str) -> ImageStore:
+            return stores[name].to(device)
+    else:
+
+        def split(name: str) -> ImageStore:
+            store = load_split(
+                config.data.dataset, name, root=config.data.root,
+                image_size=config.data.image_size, scheme=config.data.split,
+            )  # fmt: skip
+            return store.to(device)
 
     train_store = split("train")
     if config.data.train_classes == "trainval":
         train_store = ImageStore.concat([train_store, split("val")])
     return Sources(
         train=TaskSet.from_store(
-            train_store, s.ways, s.shots, s.queries, batch_size=s.meta_batch, seed=config.seed
+            train_store, s.ways, s.shots, s.queries, s.meta_batch, config.seed, transform
         ),
         val=TaskSet.from_store(
-            split("val"), test_ways, test_shots, test_queries, e.batch_size, seed=e.seed + 1
+            split("val"), test_ways, test_shots, test_queries, e.batch_size, e.seed + 1, transform
         ),
         test=TaskSet.from_store(
-            split("test"), test_ways, test_shots, test_queries, e.batch_size, seed=e.seed
+            split("test"), test_ways, test_shots, test_queries, e.batch_size, e.seed, transform
         ),
         input_shape=train_store.image_shape,
     )
