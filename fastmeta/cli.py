@@ -97,14 +97,6 @@ def _add_inference_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, default=Path("classifier.pt"))
 
 
-def _add_data_commands(commands: argparse._SubParsersAction) -> None:
-    try:
-        from fastmeta.datasets.commands import add_data_commands
-    except ImportError:  # pragma: no cover - the datasets package always ships it
-        return
-    add_data_commands(commands)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
