@@ -1,8 +1,11 @@
 """fastmeta: fast, correct meta-learning for PyTorch."""
 
 from fastmeta.algorithms import (
+    CAVIA,
+    IMAML,
     MAML,
     Learner,
+    MAMLPlusPlus,
     MatchingNetwork,
     MetaLearner,
     MetaOptNet,
@@ -16,8 +19,11 @@ from fastmeta.tasks import Task, TaskBatch
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAVIA",
+    "IMAML",
     "MAML",
     "Learner",
+    "MAMLPlusPlus",
     "MatchingNetwork",
     "MetaLearner",
     "MetaOptNet",

@@ -1,14 +1,20 @@
 """Meta-learning algorithms: each maps a TaskBatch to a MetaOutput."""
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.cavia import CAVIA
+from fastmeta.algorithms.imaml import IMAML
 from fastmeta.algorithms.maml import MAML, Learner
+from fastmeta.algorithms.mamlpp import MAMLPlusPlus
 from fastmeta.algorithms.matching import MatchingNetwork
 from fastmeta.algorithms.metaoptnet import MetaOptNet
 from fastmeta.algorithms.relation import RelationNetwork
 
 __all__ = [
+    "CAVIA",
+    "IMAML",
     "MAML",
     "Learner",
+    "MAMLPlusPlus",
     "MatchingNetwork",
     "MetaLearner",
     "MetaOptNet",
