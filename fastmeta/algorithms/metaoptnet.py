@@ -133,11 +133,12 @@ class MetaOptNet(MetaLearner):
         check_strategy(strategy)
         self.encoder = encoder
         self.head = head
-        log_ridge = torch.tensor(math.log(ridge))
-        if learn_ridge:
-            self.log_ridge = nn.Parameter(log_ridge)
-        else:
-            self.register_buffer("log_ridge", log_ridge)
+        if head == "r2d2":  # the SVM has no ridge: no unused parameter
+            log_ridge = torch.tensor(math.log(ridge))
+            if learn_ridge:
+                self.log_ridge = nn.Parameter(log_ridge)
+            else:
+                self.register_buffer("log_ridge", log_ridge)
         self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.C, self.tol, self.max_iter = C, tol, max_iter
         self.strategy, self.chunk_size = strategy, chunk_size

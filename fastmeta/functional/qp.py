@@ -14,6 +14,7 @@ problems are small (tens to hundreds of variables), so dense batched factorisati
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -65,7 +66,7 @@ def interior_point(
         r_eq = _matvec(A, z) - b
         mu = (slack * lam).sum(-1, keepdim=True) / m
         residual = max(_abs_max(r_dual), _abs_max(r_ineq), _abs_max(r_eq), _abs_max(mu))
-        if residual < tol * scale or iteration == max_iter:
+        if residual < tol * scale or not math.isfinite(residual) or iteration == max_iter:
             break
         residuals = (r_dual, r_ineq, r_eq)
         # Mehrotra: an affine-scaling (predictor) step sets the centring, then the corrector.
@@ -78,7 +79,7 @@ def interior_point(
         step = (0.99 * _max_step(slack, dslack, lam, dlam)).clamp(max=1.0)
         z, slack = z + step * dz, slack + step * dslack
         lam, nu = lam + step * dlam, nu + step * dnu
-    if residual > 1e3 * tol * scale:
+    if not residual <= 1e3 * tol * scale:  # also catches NaN
         raise RuntimeError(
             f"the QP solver did not converge in {max_iter} iterations (KKT residual "
             f"{residual:.3g}); the problem may be infeasible or badly scaled: raise max_iter or "
