@@ -57,16 +57,10 @@ def test_svm_dual_solution_is_feasible_with_zero_duality_gap():
     alpha = solve_qp(*svm_dual(support, labels, 4, C), tol=1e-12).view(3, 8, 4)
     one_hot = F.one_hot(labels, 4).double()
     assert (alpha <= C * one_hot + 1e-9).all()
-    torch.testing.assert_close(
-        alpha.sum(-1), torch.zeros(3, 8, dtype=torch.float64), atol=1e-9, rtol=0
-    )
+    assert alpha.sum(-1).abs().max() < 1e-9
     primal, dual = svm_primal_and_dual(support, labels, alpha, C)
     torch.testing.assert_close(primal, dual, rtol=0, atol=1e-8)
     assert (primal > 0).all()
-    perturbed = alpha + 0.01 * torch.randn_like(alpha)
-    perturbed = perturbed - perturbed.mean(-1, keepdim=True)  # still sums to zero per example
-    if (perturbed <= C * one_hot).all():
-        assert (svm_primal_and_dual(support, labels, perturbed, C)[1] <= dual + 1e-12).all()
 
 
 def test_svm_head_scores_with_the_class_weights():
