@@ -9,6 +9,11 @@ On top of MAML:
   ``first_order_fraction`` of training, second order afterwards;
 - **per-step BatchNorm weights and biases**: every BatchNorm layer gets one affine pair per
   inner step (meta-learned, not adapted in the inner loop); the model's own pair is frozen;
+- **per-step BatchNorm running statistics**: training tracks, per layer and inner step, a
+  running mean and variance of the support batches' statistics (momentum 0.1, averaged over
+  the tasks of a meta-batch); ``batchnorm_statistics="running"`` evaluates with them instead of
+  each episode's batch statistics (the default, ``"batch"``, is transductive like MAML++'s code,
+  which normalises with batch statistics at test time too);
 - **learned per-layer per-step inner learning rates** (LSLR), one scalar per parameter tensor
   and step, meta-learned with the initialisation;
 - a cosine-annealed meta learning rate: ``optimizer.schedule=cosine`` in the trainer.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +35,7 @@ from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.algorithms.maml import default_loss
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
 from fastmeta.functional.inner import LossFn
 from fastmeta.functional.params import (
     NameFilter,
@@ -45,6 +51,8 @@ if TYPE_CHECKING:
 
 # The paper's floor on the weight of each non-final step, as a multiple of 1 / steps.
 NON_FINAL_FLOOR = 0.03
+# Momentum of the per-step running statistics (BatchNorm's default).
+STATISTICS_MOMENTUM = 0.1
 
 
 def multi_step_loss_weights(steps: int, progress: float, anneal_fraction: float) -> list[float]:
@@ -78,7 +86,10 @@ class MAMLPlusPlus(MetaLearner):
         test_steps: inner steps in :meth:`evaluate` (default ``steps``); steps beyond ``steps``
             reuse the last step's rate and BatchNorm pair.
         learn_lr: meta-learn the per-layer per-step rates (LSLR); ``False`` keeps them fixed.
-        per_step_batchnorm: one BatchNorm weight and bias per inner step.
+        per_step_batchnorm: one BatchNorm weight, bias and running statistics per inner step.
+        batchnorm_statistics: what :meth:`evaluate` normalises with: each episode's
+            ``"batch"`` statistics or the per-step ``"running"`` ones (needs
+            ``per_step_batchnorm``).
         multi_step_fraction: fraction of training over which the multi-step loss weights are
             annealed (0: only the last step's loss, as in MAML).
         first_order_fraction: fraction of training that uses first-order meta-gradients.
@@ -96,6 +107,7 @@ class MAMLPlusPlus(MetaLearner):
         test_steps: int | None = None,
         learn_lr: bool = True,
         per_step_batchnorm: bool = True,
+        batchnorm_statistics: Literal["batch", "running"] = "batch",
         multi_step_fraction: float = 0.1,
         first_order_fraction: float = 0.5,
         first_order: bool = False,
@@ -114,9 +126,16 @@ class MAMLPlusPlus(MetaLearner):
                             ("first_order_fraction", first_order_fraction)]:  # fmt: skip
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a fraction of training in [0, 1], got {value}")
+        if batchnorm_statistics not in ("batch", "running"):
+            raise ValueError(
+                f"batchnorm_statistics must be 'batch' or 'running', got {batchnorm_statistics!r}"
+            )
+        if batchnorm_statistics == "running" and not per_step_batchnorm:
+            raise ValueError("batchnorm_statistics='running' needs per_step_batchnorm=True")
         check_strategy(strategy)
         self.model = model
         self.steps = steps
+        self.batchnorm_statistics = batchnorm_statistics
         self.test_steps = steps if test_steps is None else test_steps
         self.multi_step_fraction = multi_step_fraction
         self.first_order_fraction = first_order_fraction
@@ -145,6 +164,9 @@ class MAMLPlusPlus(MetaLearner):
                                        (module.bias, self.norm_biases)]:  # fmt: skip
                     target.append(nn.Parameter(source.detach().repeat(self.steps, 1)))
                     source.requires_grad_(False)
+                index, shape = len(self.norm_layers) - 1, (self.steps, module.num_features)
+                self.register_buffer(f"running_mean_{index}", module.weight.new_zeros(shape))
+                self.register_buffer(f"running_var_{index}", module.weight.new_ones(shape))
 
     # ----------------------------------------------------------------- schedules
     def start_step(self, step: int, total: int) -> None:
@@ -169,6 +191,14 @@ class MAMLPlusPlus(MetaLearner):
             params[f"{layer}.bias"] = self.norm_biases[i][index]
         return params
 
+    def running_statistics(self, step: int) -> list[Statistics]:
+        """The running ``(mean, variance)`` of every BatchNorm layer at inner step ``step``."""
+        index = min(step, self.steps - 1)
+        return [
+            (getattr(self, f"running_mean_{i}")[index], getattr(self, f"running_var_{i}")[index])
+            for i in range(len(self.norm_layers))
+        ]
+
     def step_lrs(self, step: int) -> dict[str, Tensor]:
         """The inner learning rate of every adapted parameter at inner step ``step``."""
         index = min(step, self.steps - 1)
@@ -177,50 +207,83 @@ class MAMLPlusPlus(MetaLearner):
     # ----------------------------------------------------------------- running
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """The weighted multi-step query loss of every task, with the current schedules."""
-        return self.run(batch, self.steps, self.loss_weights(), self.first_order())
+        return self.run(
+            batch, self.steps, self.loss_weights(), self.first_order(), track=self.training
+        )
 
     def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
         """Adapt with ``test_steps`` (or ``steps``), score the last step; builds no graph."""
         steps = self.test_steps if steps is None else steps
+        running = self.batchnorm_statistics == "running"
         with torch.no_grad():
-            return self.run(batch, steps, [0.0] * (steps - 1) + [1.0], first_order=True)
+            return self.run(batch, steps, [0.0] * (steps - 1) + [1.0], True, running=running)
 
     def run(
-        self, batch: TaskBatch, steps: int, weights: list[float], first_order: bool
+        self,
+        batch: TaskBatch,
+        steps: int,
+        weights: list[float],
+        first_order: bool,
+        *,
+        track: bool = False,
+        running: bool = False,
     ) -> MetaOutput:
         """Adapt every task for ``steps`` steps; the task loss is ``sum_k weights[k] * query
-        loss after step k + 1`` (steps with weight 0 are not scored)."""
+        loss after step k + 1`` (steps with weight 0 are not scored). ``track`` updates the
+        per-step running statistics; ``running`` normalises with them."""
         params, buffers = module_state(self.model)
         fixed = {n: p for n, p in params.items() if n not in self.adapt_names}
+        track = track and bool(self.norm_layers)
 
-        def forward(step: int, fast: Params, x: Tensor) -> Tensor:
+        def forward(step: int, fast: Params, x: Tensor) -> tuple[Tensor, list[Statistics]]:
             merged = {**fixed, **fast, **self.step_params(step)}
-            return functional_forward(self.model, merged, buffers, x)
+            given = self.running_statistics(step) if running else None
+            with BatchNormStatistics(given) as statistics:
+                out = functional_forward(self.model, merged, buffers, x)
+            if track and len(statistics.recorded) != len(self.norm_layers):
+                raise RuntimeError(
+                    f"MAML++ saw {len(statistics.recorded)} BatchNorm calls in one forward for "
+                    f"{len(self.norm_layers)} layers; each layer must run once per forward"
+                )
+            return out, statistics.recorded
 
-        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
+        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor):
             fast = {n: params[n] for n in self.adapt_names}
-            total = sx.new_zeros(())
+            total, per_step = sx.new_zeros(()), []
             for step in range(steps):
 
-                def support_loss(adapted: Params, step: int = step) -> Tensor:
-                    return self.inner_loss_scale * self.loss_fn(forward(step, adapted, sx), sy)
+                def support_loss(adapted: Params, step: int = step):
+                    out, recorded = forward(step, adapted, sx)
+                    return self.inner_loss_scale * self.loss_fn(out, sy), recorded
 
+                gradient = torch.func.grad(support_loss, has_aux=True)
                 if first_order:
                     with torch.no_grad():
-                        grads = torch.func.grad(support_loss)(
-                            {n: p.detach() for n, p in fast.items()}
-                        )
+                        grads, recorded = gradient({n: p.detach() for n, p in fast.items()})
                 else:
-                    grads = torch.func.grad(support_loss)(fast)
+                    grads, recorded = gradient(fast)
+                per_step.append(recorded)
                 rates = self.step_lrs(step)
                 fast = {n: p - rates[n] * grads[n] for n, p in fast.items()}
                 if weights[step] != 0.0 or step == steps - 1:
-                    predictions = forward(step, fast, qx)
+                    predictions = forward(step, fast, qx)[0]
                     total = total + weights[step] * self.loss_fn(predictions, qy)
-            return total, predictions
+            return total, predictions, (per_step if track else [])
 
-        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions, statistics = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        if track:
+            self._update_running_statistics(statistics)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
+
+    @torch.no_grad()
+    def _update_running_statistics(self, per_step: list[list[Statistics]]) -> None:
+        """Move each step's running statistics towards the mean over tasks of the support
+        batches' statistics (``per_step[k][layer]`` holds ``[tasks, C]`` tensors)."""
+        for step, layers in enumerate(per_step):
+            index = min(step, self.steps - 1)
+            for i, (mean, var) in enumerate(layers):
+                getattr(self, f"running_mean_{i}")[index].lerp_(mean.mean(0), STATISTICS_MOMENTUM)
+                getattr(self, f"running_var_{i}")[index].lerp_(var.mean(0), STATISTICS_MOMENTUM)
 
 
 @dataclass(frozen=True)
@@ -229,6 +292,7 @@ class MAMLPlusPlusOptions:
 
     learn_lr: bool = True
     per_step_batchnorm: bool = True
+    batchnorm_statistics: Literal["batch", "running"] = "batch"
     multi_step_fraction: float = 0.1
     first_order_fraction: float = 0.5
 
@@ -245,6 +309,7 @@ def build_mamlpp(config: RunConfig, model: nn.Module, options: Any) -> MAMLPlusP
     return MAMLPlusPlus(
         model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         learn_lr=options.learn_lr, per_step_batchnorm=options.per_step_batchnorm,
+        batchnorm_statistics=options.batchnorm_statistics,
         multi_step_fraction=options.multi_step_fraction,
         first_order_fraction=options.first_order_fraction, first_order=a.first_order,
         adapt=a.adapt, inner_loss_scale=a.inner_loss_scale, strategy=a.strategy,

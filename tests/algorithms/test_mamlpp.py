@@ -8,6 +8,7 @@ from torch.func import functional_call
 
 from fastmeta.algorithms.mamlpp import MAMLPlusPlus, multi_step_loss_weights
 from fastmeta.models import Conv4
+from fastmeta.tasks import TaskBatch
 from tests.reference import random_classification_batch, task_loss
 
 
@@ -19,8 +20,12 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def reference_meta_loss(model, algorithm, batch, steps, weights, first_order):
-    """Weighted multi-step query loss, one task at a time with torch's own BatchNorm."""
+def reference_meta_loss(model, algorithm, batch, steps, weights, first_order, inputs=None):
+    """Weighted multi-step query loss, one task at a time with torch's own BatchNorm.
+
+    ``inputs``, when given, collects the input of every BatchNorm layer in the support forward
+    of each step: ``inputs[step][layer]`` lists one tensor per task.
+    """
     init = {n: p for n, p in model.named_parameters()}
     names = algorithm.adapt_names
     rates = dict(zip(names, algorithm.inner_lrs, strict=True))
@@ -36,7 +41,15 @@ def reference_meta_loss(model, algorithm, batch, steps, weights, first_order):
     for task in batch:
         fast, total = {n: init[n] for n in names}, 0.0
         for step in range(steps):
+            hooks = [
+                model.get_submodule(layer).register_forward_pre_hook(
+                    lambda module, args, step=step, i=i: inputs[step][i].append(args[0].detach())
+                )
+                for i, layer in enumerate(algorithm.norm_layers if inputs is not None else [])
+            ]
             out = functional_call(model, at_step(fast, step), (task.support_x,))
+            for hook in hooks:
+                hook.remove()
             grads = torch.autograd.grad(
                 task_loss(out, task.support_y), list(fast.values()), create_graph=not first_order
             )
@@ -77,6 +90,46 @@ def test_meta_gradient_matches_plain_autograd_loop(float64, first_order, strateg
     for a, e in zip(actual, expected, strict=True):
         assert e.abs().max() > 0
         torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_per_step_running_statistics_track_the_support_batches(float64, strategy):
+    model, algorithm = make_algorithm(strategy=strategy)
+    batch = random_classification_batch(tasks=3, ways=3, shots=2, queries=2)
+    algorithm.start_step(0, 100)
+    algorithm.train()
+    algorithm(batch)
+    inputs = [[[] for _ in algorithm.norm_layers] for _ in range(3)]
+    reference_meta_loss(model, algorithm, batch, 3, algorithm.loss_weights(), False, inputs)
+    for step in range(3):
+        for i in range(len(algorithm.norm_layers)):
+            per_task = inputs[step][i]
+            mean = torch.stack([x.mean((0, 2, 3)) for x in per_task]).mean(0)
+            var = torch.stack([x.var((0, 2, 3)) for x in per_task]).mean(0)
+            torch.testing.assert_close(getattr(algorithm, f"running_mean_{i}")[step], 0.1 * mean)
+            torch.testing.assert_close(
+                getattr(algorithm, f"running_var_{i}")[step], 0.9 + 0.1 * var
+            )
+    algorithm.eval()
+    before = algorithm.running_mean_0.clone()
+    algorithm(batch)  # not training: nothing tracked
+    assert torch.equal(algorithm.running_mean_0, before)
+
+
+def test_running_statistics_make_evaluation_independent_of_other_queries():
+    _, algorithm = make_algorithm(batchnorm_statistics="running")
+    batch = random_classification_batch(tasks=2, ways=3, shots=2, queries=2)
+    algorithm.train()
+    for _ in range(3):
+        algorithm(batch)
+    algorithm.eval()
+    changed = TaskBatch(batch.support_x, batch.support_y, batch.query_x.clone(), batch.query_y)
+    changed.query_x[:, 0] += 1.0
+    running = algorithm.evaluate(batch).predictions
+    torch.testing.assert_close(algorithm.evaluate(changed).predictions[:, 1:], running[:, 1:])
+    algorithm.batchnorm_statistics = "batch"  # transductive: the other queries do matter
+    batch_stats = algorithm.evaluate(batch).predictions
+    assert not torch.allclose(algorithm.evaluate(changed).predictions[:, 1:], batch_stats[:, 1:])
 
 
 def test_model_batchnorm_affine_is_frozen_and_replaced_per_step():
@@ -143,7 +196,11 @@ def test_evaluate_uses_test_steps_beyond_training_steps_and_builds_no_graph():
 
 @pytest.mark.parametrize(
     "kwargs,message",
-    [({"steps": 0}, "steps >= 1"), ({"multi_step_fraction": 1.5}, "fraction of training")],
+    [
+        ({"steps": 0}, "steps >= 1"),
+        ({"multi_step_fraction": 1.5}, "fraction of training"),
+        ({"batchnorm_statistics": "running", "per_step_batchnorm": False}, "needs per_step"),
+    ],
 )
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
