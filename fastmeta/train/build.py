@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -27,12 +27,14 @@ class TaskSource(Protocol):
 
 @dataclass
 class Sources:
-    """Training stream, validation and test episode sources, and the input shape."""
+    """Training stream, validation and test episode sources, the input shape, and the number
+    of classes of the training stream (``None`` for regression)."""
 
     train: TaskSource
     val: TaskSource
     test: TaskSource
     input_shape: tuple[int, ...]
+    train_classes: int | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,6 +95,7 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
             split("test"), test_ways, test_shots, test_queries, e.batch_size, e.seed, transform
         ),
         input_shape=train_store.image_shape,
+        train_classes=train_store.num_classes,
     )
 
 
@@ -121,10 +124,26 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
     )
 
 
-def build_algorithm(config: RunConfig, model: nn.Module) -> MetaLearner:
-    """The registered algorithm ``config.algorithm.name`` around ``model``."""
+def build_algorithm(
+    config: RunConfig, model: nn.Module, train_classes: int | None = None
+) -> MetaLearner:
+    """The registered algorithm ``config.algorithm.name`` around ``model``.
+
+    An algorithm whose options have a ``num_classes`` field (a classifier over all training
+    classes, as in the transfer baselines) gets ``train_classes``, the training data's count,
+    there when the config leaves it unset; a value set smaller than the data's is refused.
+    """
     spec = algorithm_spec(config.algorithm.name)
-    return spec.build(config, model, build_options(spec, config.algorithm.options))
+    options = build_options(spec, config.algorithm.options)
+    if train_classes is not None and hasattr(options, "num_classes"):
+        if options.num_classes is None:
+            options = replace(options, num_classes=train_classes)
+        elif options.num_classes < train_classes:
+            raise ValueError(
+                f"algorithm.options.num_classes={options.num_classes} but the training data has "
+                f"{train_classes} classes; leave it unset to use the data's count"
+            )
+    return spec.build(config, model, options)
 
 
 def build_optimizer(
