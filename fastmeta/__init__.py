@@ -11,6 +11,7 @@ from fastmeta.algorithms import (
     MetaOptNet,
     MetaOutput,
     RelationNetwork,
+    TransferBaseline,
 )
 from fastmeta.algorithms.protonet import PrototypicalNetwork
 from fastmeta.predict import load
@@ -32,5 +33,6 @@ __all__ = [
     "RelationNetwork",
     "Task",
     "TaskBatch",
+    "TransferBaseline",
     "load",
 ]

@@ -1,6 +1,7 @@
 """Meta-learning algorithms: each maps a TaskBatch to a MetaOutput."""
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.baseline import TransferBaseline
 from fastmeta.algorithms.cavia import CAVIA
 from fastmeta.algorithms.imaml import IMAML
 from fastmeta.algorithms.maml import MAML, Learner
@@ -20,4 +21,5 @@ __all__ = [
     "MetaOptNet",
     "MetaOutput",
     "RelationNetwork",
+    "TransferBaseline",
 ]
