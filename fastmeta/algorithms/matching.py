@@ -73,16 +73,15 @@ class MatchingNetwork(MetaLearner):
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         ways = int(batch.support_y.max()) + 1
-        shots = batch.support_x.shape[1]
+        support_size = batch.support_x.shape[1]
         params, buffers = module_state(self.encoder)
 
         def embed(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
             return functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
 
         embedded = map_tasks(embed, batch, self.strategy, self.chunk_size)
-        log_probs = matching_log_probs(
-            embedded[:, :shots], batch.support_y, embedded[:, shots:], ways, self.scale
-        )
+        support, query = embedded[:, :support_size], embedded[:, support_size:]
+        log_probs = matching_log_probs(support, batch.support_y, query, ways, self.scale)
         losses = F.nll_loss(log_probs.transpose(1, 2), batch.query_y, reduction="none").mean(1)
         return MetaOutput.from_tasks(losses, log_probs, batch.query_y)
 

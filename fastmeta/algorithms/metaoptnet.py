@@ -64,8 +64,8 @@ def svm_dual(
     ``alpha[i, k] <= C [k == y_i]`` and ``sum_k alpha[i, k] = 0``; the class weights are then
     ``w_k = sum_i alpha[i, k] x_i``.
     """
-    batch, shots = support_y.shape
-    n = shots * ways
+    batch, size = support_y.shape
+    n = size * ways
     dtype, device = support.dtype, support.device
     gram = support @ support.transpose(-1, -2)
     eye_ways = torch.eye(ways, dtype=dtype, device=device)
@@ -73,10 +73,10 @@ def svm_dual(
     one_hot = F.one_hot(support_y, ways).to(dtype).reshape(batch, n)
     G = torch.eye(n, dtype=dtype, device=device).expand(batch, n, n)
     A = torch.kron(
-        torch.eye(shots, dtype=dtype, device=device),
+        torch.eye(size, dtype=dtype, device=device),
         torch.ones(1, ways, dtype=dtype, device=device),
     )
-    return Q, -one_hot, G, C * one_hot, A.expand(batch, shots, n), one_hot.new_zeros(batch, shots)
+    return Q, -one_hot, G, C * one_hot, A.expand(batch, size, n), one_hot.new_zeros(batch, size)
 
 
 def svm_head(
@@ -153,14 +153,15 @@ class MetaOptNet(MetaLearner):
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         ways = int(batch.support_y.max()) + 1
-        shots = batch.support_x.shape[1]
+        support_size = batch.support_x.shape[1]
         params, buffers = module_state(self.encoder)
 
         def embed(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
             return functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
 
         embedded = map_tasks(embed, batch, self.strategy, self.chunk_size)
-        logits = self.scores(embedded[:, :shots], batch.support_y, embedded[:, shots:], ways)
+        support, query = embedded[:, :support_size], embedded[:, support_size:]
+        logits = self.scores(support, batch.support_y, query, ways)
         losses = F.cross_entropy(logits.transpose(1, 2), batch.query_y, reduction="none").mean(1)
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
 

@@ -107,7 +107,7 @@ class RelationNetwork(MetaLearner):
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         ways = int(batch.support_y.max()) + 1
-        shots = batch.support_x.shape[1]
+        support_size = batch.support_x.shape[1]
         encoder_state = module_state(self.encoder)
         relation_state = module_state(self.relation)
 
@@ -118,7 +118,7 @@ class RelationNetwork(MetaLearner):
                     "the Relation Network's encoder must return feature maps [N, C, H, W]; got "
                     f"shape {tuple(maps.shape)}"
                 )
-            support, query = maps[:shots], maps[shots:]
+            support, query = maps[:support_size], maps[support_size:]
             one_hot = F.one_hot(sy, ways).to(maps.dtype)
             classes = (one_hot.T @ support.flatten(1)).view(ways, *support.shape[1:])
             pairs = torch.cat(
