@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument(
+        "--dist-timeout", type=float, metavar="SECONDS",
+        help="under torchrun: stop every process when another has not answered for this long "
+        "(default 300)",
+    )  # fmt: skip
+    train.add_argument(
         "--data", type=Path, metavar="FOLDER",
         help=f"train on your images: one sub-folder per class (default preset {FOLDER_PRESET})",
     )  # fmt: skip
@@ -123,6 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Train on one process, or on each process that torchrun started (rank 0 reports)."""
+    from fastmeta.train.distributed import PeerFailureError, distributed_session
+
+    with distributed_session(args.dist_timeout) as session:
+        try:
+            return _train_in_session(args, reports=session.is_main)
+        except PeerFailureError as error:
+            print(f"fastmeta train: {error}", file=sys.stderr)
+            return 1
+
+
+def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
     from fastmeta.config import apply_overrides
     from fastmeta.presets import load_config
     from fastmeta.train.trainer import NonFiniteLossError, Trainer, format_report
@@ -157,6 +174,8 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not reports:
+        return 0
     print(format_report(report))
     print(f"run directory: {trainer.run_dir}")
     try:

@@ -5,6 +5,10 @@ and ``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically, and `
 on validation), ``report.json`` and ``report_episodes.csv`` (the test). Resuming continues from
 the newest checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG
 state is saved, the resumed run ends exactly where an uninterrupted one does (same machine).
+
+Under ``torchrun`` each process trains on its share of every meta-batch and the meta-gradients
+are averaged (see :mod:`fastmeta.train.sharding`); rank 0 alone reads and writes the run
+directory and hands what it reads to the others, so the nodes need no shared file system.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -39,9 +44,11 @@ from fastmeta.train.checkpoint import (
     save_best,
     save_checkpoint,
 )
-from fastmeta.train.evaluate import evaluate_episodes, summarize
+from fastmeta.train.distributed import Distributed
+from fastmeta.train.evaluate import summarize
 from fastmeta.train.logging import MetricsLog
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
+from fastmeta.train.sharding import average_gradients, gather_output, gather_scores, local_batch
 
 CONFIG_FILE = "config.yaml"
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
@@ -67,52 +74,106 @@ class Progress:
     best_step: int = -1
     stale_validations: int = 0
     train_seconds: float = 0.0
+    processes: int = 1
 
 
 class Trainer:
-    """Meta-trains ``config`` in ``run_dir``; :meth:`fit` runs to the end and tests."""
+    """Meta-trains ``config`` in ``run_dir``; :meth:`fit` runs to the end and tests.
 
-    def __init__(self, config: RunConfig, run_dir: Path, progress_bar: bool = True) -> None:
+    ``distributed`` is this process's place in a multi-process run (default: the process group
+    of :func:`~fastmeta.train.distributed.distributed_session`, or a single process).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        progress_bar: bool = True,
+        distributed: Distributed | None = None,
+    ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress_bar = progress_bar
-        self.device = resolve_device(config.device)
+        self.dist = distributed or Distributed.current()
+        self.progress_bar = progress_bar and self.dist.is_main
+        self.device = self.dist.device(resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.sources = build_sources(config, self.device)
         model = build_model(config, self.sources.input_shape)
         self.algorithm = build_algorithm(config, model, self.sources.train_classes)
         self.algorithm.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
-        self.progress = Progress()
+        self.progress = Progress(processes=self.dist.world_size)
         self.ignore: tuple[str, ...] = ()  # config keys a loaded checkpoint may differ in
+        if self.dist.active:
+            self._start_together()
+
+    def _start_together(self) -> None:
+        """Give every process rank 0's initial weights; say how the meta-batch is split."""
+        weights = {k: v.cpu() for k, v in self.algorithm.state_dict().items()}
+        self.algorithm.load_state_dict(
+            self.dist.broadcast_object(weights, "sharing the initial weights")
+        )
+        tasks, processes = self.config.sampler.meta_batch, self.dist.world_size
+        if self.dist.is_main and tasks % processes:
+            warnings.warn(
+                f"sampler.meta_batch={tasks} is not a multiple of the {processes} processes: "
+                "shares differ by one task (the gradient is still the mean over all tasks), and "
+                "the processes with more tasks set the pace",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ----------------------------------------------------------------- run directory
     @classmethod
-    def create(cls, config: RunConfig, run_dir: Path, progress_bar: bool = True) -> Trainer:
+    def create(
+        cls,
+        config: RunConfig,
+        run_dir: Path,
+        progress_bar: bool = True,
+        distributed: Distributed | None = None,
+    ) -> Trainer:
         """A new run; refuses a directory that already holds one (resume it instead)."""
         run_dir = Path(run_dir)
-        if (run_dir / CONFIG_FILE).exists():
-            raise FileExistsError(
-                f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
-                f"{run_dir}` or choose another --out directory"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(dump_yaml(config))
-        return cls(config, run_dir, progress_bar)
+        d = distributed or Distributed.current()
+
+        def start_directory() -> None:
+            if (run_dir / CONFIG_FILE).exists():
+                raise FileExistsError(
+                    f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
+                    f"{run_dir}` or choose another --out directory"
+                )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / CONFIG_FILE).write_text(dump_yaml(config))
+
+        d.on_main(start_directory, "creating the run directory")
+        return cls(config, run_dir, progress_bar, d)
 
     @classmethod
     def resume(
-        cls, run_dir: Path, progress_bar: bool = True, eval_overrides: Sequence[str] = ()
+        cls,
+        run_dir: Path,
+        progress_bar: bool = True,
+        eval_overrides: Sequence[str] = (),
+        distributed: Distributed | None = None,
     ) -> Trainer:
         """The run in ``run_dir``, restored from its newest checkpoint (or from the start).
 
         ``eval_overrides`` (``key=value``) may change only the test protocol: keys under
-        ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps``.
+        ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps``. A run may resume on a
+        different number of processes than it was trained on (see docs/DISTRIBUTED.md).
         """
         run_dir = Path(run_dir)
-        config_path = run_dir / CONFIG_FILE
-        if not config_path.exists():
-            raise FileNotFoundError(f"{run_dir} holds no {CONFIG_FILE}: it is not a run directory")
+        d = distributed or Distributed.current()
+
+        def read_config() -> str:
+            config_path = run_dir / CONFIG_FILE
+            if not config_path.exists():
+                raise FileNotFoundError(
+                    f"{run_dir} holds no {CONFIG_FILE}: it is not a run directory"
+                )
+            return config_path.read_text()
+
+        config_text = d.on_main(read_config, "reading the run's configuration")
         keys = [item.partition("=")[0] for item in eval_overrides]
         for key in keys:
             if not key.startswith(EVAL_SETTINGS):
@@ -120,10 +181,13 @@ class Trainer:
                     f"{key!r} cannot change after training; only the test protocol can: "
                     f"{', '.join(p + '*' for p in EVAL_SETTINGS)}"
                 )
-        config = apply_overrides(load_yaml(RunConfig, config_path.read_text()), eval_overrides)
-        trainer = cls(config, run_dir, progress_bar)
+        config = apply_overrides(load_yaml(RunConfig, config_text), eval_overrides)
+        trainer = cls(config, run_dir, progress_bar, d)
         trainer.ignore = tuple(f"config.{key}" for key in keys)
-        latest = load_latest(run_dir, expected=trainer.expected(), ignore=trainer.ignore)
+        latest = d.on_main(
+            lambda: load_latest(run_dir, expected=trainer.expected(), ignore=trainer.ignore),
+            "loading the newest checkpoint",
+        )
         if latest is not None:
             trainer.load_state(latest[1])
         return trainer
@@ -152,7 +216,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``train.iterations`` (or early stop), then test the best model."""
         t = self.config.train
-        log = MetricsLog(self.run_dir, resume_step=self.progress.step)
+        self._note_process_count()
+        log = self._metrics_log()
         bar = tqdm(
             total=t.iterations, initial=self.progress.step, disable=not self.progress_bar,
             desc=self.config.name, dynamic_ncols=True,
@@ -171,31 +236,57 @@ class Trainer:
                     values = {"loss": float(out.loss), "tasks_per_s": rate}
                     if out.accuracy is not None:
                         values["accuracy"] = float(out.accuracy.mean())
-                    log.log(step, "train", **values, lr=self.scheduler.get_last_lr()[0])
+                    if log is not None:
+                        log.log(step, "train", **values, lr=self.scheduler.get_last_lr()[0])
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
                 stop = False
                 if t.val_every and step % t.val_every == 0:
                     stop = self.validate(log)
                 if step % t.checkpoint_every == 0 or step == t.iterations or stop:
-                    save_checkpoint(
-                        self.run_dir, step, self.state(), t.keep_checkpoints,
-                        fingerprint=self.expected(),
-                    )  # fmt: skip
+                    self._save_checkpoint(step)
                 if stop:
                     break
         finally:
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
         return self.test()
+
+    def _note_process_count(self) -> None:
+        """Record how many processes train from here; warn when that changed on resume."""
+        before, now = self.progress.processes, self.dist.world_size
+        if before != now and self.progress.step < self.config.train.iterations:
+            if self.dist.is_main:
+                warnings.warn(
+                    f"this run was trained on {before} process(es) up to step "
+                    f"{self.progress.step} and continues on {now}: the episodes are the same, but "
+                    "the meta-gradient is summed in a different order, so the result is not "
+                    "bitwise identical to an uninterrupted run",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self.progress.processes = now
+
+    def _metrics_log(self) -> MetricsLog | None:
+        """The metrics log, on rank 0 only."""
+        if not self.dist.is_main:
+            return None
+        return MetricsLog(self.run_dir, resume_step=self.progress.step)
+
+    def _save_checkpoint(self, step: int) -> None:
+        t = self.config.train
+
+        def save() -> None:
+            save_checkpoint(
+                self.run_dir, step, self.state(), t.keep_checkpoints, fingerprint=self.expected()
+            )
+
+        self.dist.on_main(save, "writing a checkpoint")
 
     def train_step(self) -> MetaOutput:
         """One meta-step on batch ``progress.step`` of the training stream."""
         step = self.progress.step
-        batch = self.sources.train.batch(step)
-        self.algorithm.train()
-        self.algorithm.start_step(step, self.config.train.iterations)
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
+        out = self.meta_gradients(step)
         loss = float(out.loss)
         if not math.isfinite(loss):
             raise NonFiniteLossError(step + 1, loss)
@@ -207,17 +298,38 @@ class Trainer:
         self.progress.step = step + 1
         return out
 
-    def validate(self, log: MetricsLog) -> bool:
+    def meta_gradients(self, step: int) -> MetaOutput:
+        """Set ``.grad`` to the meta-gradient of training batch ``step``; return its output.
+
+        With several processes each computes its share of the batch and the gradients are
+        averaged, so every process holds the gradient of the mean loss over the whole batch.
+        """
+        batch = local_batch(self.sources.train, step, self.dist)  # type: ignore[arg-type]
+        self.algorithm.train()
+        self.algorithm.start_step(step, self.config.train.iterations)
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
+        total = self.config.sampler.meta_batch
+        average_gradients(self.algorithm.parameters(), self.dist, batch.num_tasks / total)
+        return gather_output(out, self.dist, total)
+
+    def validate(self, log: MetricsLog | None) -> bool:
         """Score the fixed validation episodes; keep the best; True when early stopping fires."""
         scores = self.evaluate(self.sources.val, self.config.train.val_episodes)
         summary_key = "accuracy" if "accuracy" in scores else "loss"
         summary = summarize(scores[summary_key])
-        log.log(self.progress.step, "val", **{summary_key: summary.mean, "ci95": summary.ci95})
+        if log is not None:
+            log.log(self.progress.step, "val", **{summary_key: summary.mean, "ci95": summary.ci95})
         score = summary.mean if summary_key == "accuracy" else -summary.mean
         p = self.progress
         if score > p.best_score:
             p.best_score, p.best_step, p.stale_validations = score, p.step, 0
-            save_best(self.run_dir, self.state(), step=p.step, fingerprint=self.expected())
+            self.dist.on_main(
+                lambda: save_best(
+                    self.run_dir, self.state(), step=p.step, fingerprint=self.expected()
+                ),
+                "writing best.pt",
+            )
             return False
         p.stale_validations += 1
         patience = self.config.train.early_stop_patience
@@ -227,13 +339,14 @@ class Trainer:
         self, source: Any, episodes: int, inner_steps: int | None = None
     ) -> dict[str, torch.Tensor]:
         """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for inner-loop
-        algorithms, which have ``test_steps``)."""
+        algorithms, which have ``test_steps``); several processes share the episodes and all
+        get every score, in order."""
         self.algorithm.eval()
         if inner_steps is None:
             evaluate = self.algorithm.evaluate
         else:
             evaluate = partial(self.algorithm.evaluate, steps=inner_steps)
-        return evaluate_episodes(evaluate, source.evaluation(episodes))
+        return gather_scores(evaluate, source, episodes, self.dist)
 
     # ----------------------------------------------------------------- testing
     def test(
@@ -262,17 +375,27 @@ class Trainer:
                 }
                 for k in self.config.eval.inner_steps
             }
-        _write_episodes(self.run_dir / f"{name}_episodes.csv", scores)
-        (self.run_dir / f"{name}.json").write_text(json.dumps(report, indent=2))
+
+        def write() -> None:
+            _write_episodes(self.run_dir / f"{name}_episodes.csv", scores)
+            (self.run_dir / f"{name}.json").write_text(json.dumps(report, indent=2))
+
+        self.dist.on_main(write, "writing the test report")
         return report
 
     def load_best(self) -> bool:
         """Load the best-on-validation weights when the run has them; True if it did."""
-        best = best_checkpoint(self.run_dir)
-        if best is None:
+
+        def read() -> dict[str, Any] | None:
+            best = best_checkpoint(self.run_dir)
+            if best is None:
+                return None
+            return load_checkpoint(best, expected=self.expected(), ignore=self.ignore)["algorithm"]
+
+        weights = self.dist.on_main(read, "loading best.pt")
+        if weights is None:
             return False
-        state = load_checkpoint(best, expected=self.expected(), ignore=self.ignore)
-        self.algorithm.load_state_dict(state["algorithm"])
+        self.algorithm.load_state_dict(weights)
         return True
 
     def protocol(self, episodes: int) -> dict[str, Any]:
@@ -289,6 +412,7 @@ class Trainer:
             "queries_per_class": s.test_queries or s.queries,
             "iterations": self.progress.step,
             "train_seconds": round(self.progress.train_seconds, 1),
+            "processes": self.dist.world_size,
             "reference": c.reference,
         }
         if hasattr(self.algorithm, "test_steps"):
