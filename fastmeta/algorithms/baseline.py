@@ -226,9 +226,8 @@ class TransferBaseline(MetaLearner):
         targets = torch.cat(
             [batch.classes.gather(1, batch.support_y), batch.classes.gather(1, batch.query_y)], 1
         )
-        images = torch.cat(
-            [batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)]
-        )  # support images of all tasks, then query images of all tasks
+        # the support images of all tasks, then their query images, in one backbone call
+        images = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
         logits = self.class_logits(self.backbone(images))
         split, classes = tasks * shots, logits.shape[-1]
         logits = torch.cat(
@@ -246,8 +245,14 @@ class TransferBaseline(MetaLearner):
 
         The backbone runs in eval mode without a graph (each task's support and query images in
         one call, so batch-statistics BatchNorm sees the episode) and is left unchanged; only the
-        new heads are trained, by first-order SGD on detached features.
+        new heads are trained, by first-order SGD on detached features (so not inside
+        ``torch.inference_mode``, whose tensors autograd cannot use).
         """
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "the transfer baselines fit a head by gradient descent at test time: call "
+                "evaluate() under torch.no_grad() or nothing, not torch.inference_mode()"
+            )
         ways = int(batch.support_y.max()) + 1
         features = self.task_features(batch)
         shots = batch.support_y.shape[1]

@@ -280,6 +280,9 @@ def test_bad_settings_are_refused():
         TransferBaseline(flat_backbone(), 6, 10, head="euclid")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="epochs >= 0"):
         FineTuning(batch=0)
+    baseline = TransferBaseline(flat_backbone(), 6, 10)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"not torch\.inference_mode"):
+        baseline.evaluate(random_classification_batch())
 
 
 # ------------------------------------------------------------------ learning
