@@ -56,7 +56,8 @@ def interior_point(
     # safely positive, multipliers one.
     z, nu = kkt.solve(torch.ones_like(h), -p + _matvec(G.mT, h), b)
     slack = h - _matvec(G, z)
-    slack = slack + (1.0 - slack.amin(-1, keepdim=True)).clamp(min=0.0)
+    if slack.shape[-1]:
+        slack = slack + (1.0 - slack.amin(-1, keepdim=True)).clamp(min=0.0)
     lam = torch.ones_like(slack)
     m = max(h.shape[1], 1)
     residual = torch.inf
@@ -143,6 +144,8 @@ def _max_step(slack: Tensor, dslack: Tensor, lam: Tensor, dlam: Tensor) -> Tenso
     (infinite when no component decreases)."""
     values, steps = torch.cat([slack, lam], -1), torch.cat([dslack, dlam], -1)
     ratios = torch.where(steps < 0, -values / steps.clamp(max=-1e-300), torch.inf)
+    if ratios.shape[-1] == 0:  # no inequality constraints: nothing limits the step
+        return ratios.new_full((ratios.shape[0], 1), torch.inf)
     return ratios.amin(-1, keepdim=True)
 
 

@@ -104,6 +104,18 @@ def test_without_equality_constraints_and_in_float32():
         torch.testing.assert_close(z64[i], expected, rtol=0, atol=1e-7)
 
 
+def test_equality_constraints_only_match_the_kkt_solve():
+    Q, p, _, _, A, b = random_qp(batch=2, n=4, m=0, e=2, seed=7)
+    b = torch.randn(2, 2, dtype=torch.float64)
+    z = solve_qp(Q, p, torch.zeros(2, 0, 4, dtype=torch.float64), torch.zeros(2, 0), A, b)
+    for i in range(2):
+        system = torch.cat(
+            [torch.cat([Q[i], A[i].T], 1), torch.cat([A[i], torch.zeros(2, 2)], 1)]
+        ).double()
+        expected = torch.linalg.solve(system, torch.cat([-p[i], b[i]]))[:4]
+        torch.testing.assert_close(z[i], expected, rtol=0, atol=1e-9)
+
+
 def test_gradients_match_float64_finite_differences():
     inputs = [x.requires_grad_() for x in random_qp(batch=2, n=4, m=6, e=2, seed=4)]
     assert torch.autograd.gradcheck(
