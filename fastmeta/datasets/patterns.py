@@ -41,19 +41,32 @@ def pattern_image(pattern: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 
 def write_pattern_folder(
-    root: PathLike, classes: int = 30, images: int = 20, size: int = 32, seed: int = 0
+    root: PathLike,
+    classes: int = 30,
+    images: int = 20,
+    size: int = 32,
+    seed: int = 0,
+    query: int = 0,
 ) -> Path:
     """Write ``classes`` sub-folders ``pattern00, ...`` of ``images`` files each under ``root``.
 
     File ``i`` of a class uses format ``i % 5``; every third image is grey and sizes vary
-    between ``size`` and twice it, so a reader meets the mix a real folder has.
+    between ``size`` and twice it, so a reader meets the mix a real folder has. With ``query``
+    > 0 the classes go to ``root/support/`` and the last ``query`` images of each class to
+    ``root/query/<class>/`` instead: a support set and labelled images to try ``adapt`` on.
     """
     folder = Path(root)
+    if not 0 <= query < images:
+        raise ValueError(f"query must leave support images: 0 <= query < images={images}")
     for label in range(classes):
         pattern = class_pattern(seed, label, size)
-        class_dir = folder / f"pattern{label:02d}"
-        class_dir.mkdir(parents=True, exist_ok=True)
+        name = f"pattern{label:02d}"
         for index in range(images):
+            if query == 0:
+                class_dir = folder / name
+            else:
+                class_dir = folder / ("query" if index >= images - query else "support") / name
+            class_dir.mkdir(parents=True, exist_ok=True)
             rng = np.random.default_rng([seed, label, index])
             image = pattern_image(pattern, rng)
             side = int(rng.integers(size, 2 * size + 1))
@@ -74,9 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=30)
     parser.add_argument("--images", type=int, default=20, help="images per class")
     parser.add_argument("--size", type=int, default=32, help="smallest image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="another seed, other classes")
+    parser.add_argument(
+        "--query", type=int, default=0,
+        help="put this many images per class under OUT/query/ and the rest under OUT/support/",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    write_pattern_folder(args.out, args.classes, args.images, args.size, args.seed)
+    write_pattern_folder(args.out, args.classes, args.images, args.size, args.seed, args.query)
     print(f"wrote {args.classes} classes x {args.images} images to {args.out}")
     return 0
 

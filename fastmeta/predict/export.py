@@ -1,18 +1,18 @@
-"""Export an adapted classifier as one TorchScript file that needs only torch to run.
+"""Export an adapted classifier as one ``torch.export`` program that needs only torch to run.
 
-The file maps images ``[N, C, H, W]`` in [0, 1] (resized to the run's size, grey or colour as
-the run) to class probabilities ``[N, classes]``; inversion and normalisation are inside it.
-Its metadata (class names, image size, mode) is stored in the archive as ``fastmeta.json``.
-For MAML-family runs the network carries the adapted weights; for Prototypical Networks it
-carries the encoder and the support images (embedded with each batch, as in training).
-Before writing, the traced module is checked against the library's own predictions.
+The program (``torch.export.save``; load it with ``torch.export.load(path).module()``) maps
+images ``[N, C, H, W]`` in [0, 1] (resized to the run's size, grey or colour as the run) to
+class probabilities ``[N, classes]``, for any batch size; inversion and normalisation are
+inside it. Its metadata (class names, image size, mode) is stored in the archive as
+``fastmeta.json``. For MAML-family runs the network carries the adapted weights; for
+Prototypical Networks it carries the encoder and the support images (embedded with each batch,
+as in training). Before writing, the program is checked against the library's own predictions.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,9 +118,9 @@ def classifier_module(classifier: AdaptedClassifier) -> nn.Module:
 
 
 def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
-    """Write ``classifier`` as TorchScript with its metadata; returns the path written.
+    """Write ``classifier`` as a ``torch.export`` program with its metadata; returns the path.
 
-    Raises ``RuntimeError`` if the traced module's probabilities differ from
+    Raises ``RuntimeError`` if the exported program's probabilities differ from
     ``classifier.predict`` on a probe batch (an algorithm whose adaptation it does not mirror).
     """
     p = classifier.model.preprocessing
@@ -128,14 +128,14 @@ def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
     size = max(2, min(classifier.group_size, classifier.support_x.shape[0]))
     shape = (size, p.channels, p.image_size, p.image_size)
     probe = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is frozen, not removed
-        traced = torch.jit.trace(module, probe)
-        got = traced(probe)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(module, (probe,), dynamic_shapes=({0: batch},))
+    with torch.no_grad():
+        got = program.module()(probe)
     expected = classifier.logits(probe).softmax(-1).cpu()
     if not torch.allclose(got, expected, atol=1e-4):
         raise RuntimeError(
-            f"the exported module disagrees with the library's predictions (max difference "
+            f"the exported program disagrees with the library's predictions (max difference "
             f"{float((got - expected).abs().max()):.2e}); this algorithm's adaptation is not "
             "mirrored by the export"
         )
@@ -150,7 +150,5 @@ def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(traced, str(path), _extra_files={METADATA: json.dumps(metadata)})
+    torch.export.save(program, path, extra_files={METADATA: json.dumps(metadata)})
     return path

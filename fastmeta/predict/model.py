@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from fastmeta.algorithms import MetaLearner
+from fastmeta.algorithms.registry import algorithm_spec
 from fastmeta.config import load_yaml
 from fastmeta.datasets.paths import PathLike
 from fastmeta.predict.images import Preprocessing, query_files
@@ -174,22 +175,23 @@ class AdaptedClassifier:
         self.classes = list(classes)
         self.support_x = model.preprocessing.prepare(images).to(model.device)
         self.support_y = labels.to(model.device)
-        self.outputs = self._check_outputs()
+        self._check_outputs()
         s = model.config.sampler
         self.group_size = (s.test_ways or s.ways) * (s.test_queries or s.queries)
 
-    def _check_outputs(self) -> int:
-        """The number of scores the algorithm gives a query; refuse more classes than that."""
-        probe = self.support_x[:1]
-        outputs = self._scores(probe).shape[-1]
-        if outputs < len(self.classes):
+    def _check_outputs(self) -> None:
+        """Refuse more classes than a classifier head (one output per training way) has."""
+        config = self.model.config
+        if algorithm_spec(config.algorithm.name).model_output != "logits":
+            return  # metric methods score every support class
+        ways = config.sampler.ways
+        if len(self.classes) > ways:
             raise ValueError(
                 f"the support set has {len(self.classes)} classes but this model was "
-                f"meta-trained for {outputs}-way tasks: its head has {outputs} outputs. Give at "
-                f"most {outputs} classes, or train with sampler.ways={len(self.classes)} (or a "
-                "metric method such as protonet, which takes any number of classes)"
+                f"meta-trained for {ways}-way tasks: its head has {ways} outputs. Give at most "
+                f"{ways} classes, or train with sampler.ways={len(self.classes)} (or a metric "
+                "method such as protonet, which takes any number of classes)"
             )
-        return outputs
 
     def _scores(self, prepared: Tensor) -> Tensor:
         """The algorithm's query scores (logits) ``[Q, outputs]`` for one group of images."""
@@ -227,7 +229,8 @@ class AdaptedClassifier:
         return Predictions(names, self.classes, probabilities, skipped)
 
     def export(self, path: PathLike) -> Path:
-        """Save a TorchScript classifier for these classes (see :mod:`fastmeta.predict.export`)."""
+        """Save a classifier for these classes that runs with torch alone (``torch.export``;
+        see :mod:`fastmeta.predict.export`)."""
         from fastmeta.predict.export import export_classifier
 
         return export_classifier(self, path)
