@@ -94,12 +94,12 @@ def _add_inference_commands(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
         help="save a classifier for the support classes that runs with torch alone",
-        description="Adapt to SUPPORT and save a TorchScript file: images in [0, 1] in, class "
-        "probabilities out (see docs/OWN_DATA.md for the loading snippet).",
+        description="Adapt to SUPPORT and save a torch.export program: images in [0, 1] in, "
+        "class probabilities out (see docs/OWN_DATA.md for the loading snippet).",
     )
     export.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     export.add_argument("--support", type=Path, required=True, metavar="FOLDER")
-    export.add_argument("--out", type=Path, default=Path("classifier.pt"))
+    export.add_argument("--out", type=Path, default=Path("classifier.pt2"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
