@@ -76,15 +76,16 @@ class Adam(InnerOptimizer):
     """Adam (Kingma and Ba 2015) with bias correction, epsilon inside the square root.
 
     The step is ``lr * m_hat / sqrt(v_hat + eps**2)``. ``torch.optim.Adam`` divides by
-    ``sqrt(v_hat) + eps`` instead: the two agree to within ``eps`` wherever ``v_hat`` is far
-    above ``eps**2``, but the derivative of ``sqrt(v)`` is infinite at ``v = 0``, so a meta-
-    gradient through torch's form is NaN for any parameter whose gradient is exactly zero (a
-    dead ReLU unit, an unused input); with ``eps`` inside the root it stays finite.
+    ``sqrt(v_hat) + eps`` instead (``eps_inside_root=False`` here): the two differ by about
+    ``eps / |grad|`` relative to the step, but the derivative of ``sqrt(v)`` is infinite at
+    ``v = 0``, so a meta-gradient through torch's form is NaN for any parameter whose gradient
+    is exactly zero (a dead ReLU unit, an unused input); with ``eps`` inside it stays finite.
     ``betas=(0, 0.999)`` is the Adam Reptile uses in its inner loop (no first-moment averaging).
     """
 
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    eps_inside_root: bool = True
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
@@ -109,10 +110,15 @@ class Adam(InnerOptimizer):
         first = 1 - beta1 ** (step + 1)
         second = 1 - beta2 ** (step + 1)
         new = {
-            n: p - rates[n] * (m[n] / first) / torch.sqrt(v[n] / second + self.eps**2)
+            n: p - rates[n] * (m[n] / first) / self.denominator(v[n] / second)
             for n, p in params.items()
         }
         return new, {"m": m, "v": v}
+
+    def denominator(self, v_hat: Tensor) -> Tensor:
+        if self.eps_inside_root:
+            return torch.sqrt(v_hat + self.eps**2)
+        return torch.sqrt(v_hat) + self.eps
 
 
 def inner_optimizer(

@@ -1,0 +1,165 @@
+"""Reptile: one trainer-style meta-step against an independent loop with torch.optim."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastmeta.algorithms.reptile import Reptile, minibatch_indices
+from fastmeta.config import apply_overrides
+from fastmeta.functional.optimizers import SGD, Adam
+from fastmeta.models import Conv4
+from fastmeta.presets import load_config
+from fastmeta.train.build import build_algorithm
+from fastmeta.train.trainer import Trainer
+from tests.reference import random_classification_batch
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def adapted_by_torch(model, x, y, optimizer_cls, settings, batches):
+    """A copy of ``model`` trained by ``torch.optim`` on ``x[b], y[b]`` for each index set b."""
+    task_model = copy.deepcopy(model)
+    optimizer = optimizer_cls(task_model.parameters(), **settings)
+    for indices in batches:
+        optimizer.zero_grad()
+        F.cross_entropy(task_model(x[indices]), y[indices]).backward()
+        optimizer.step()
+    return [p.detach() for p in task_model.parameters()]
+
+
+# Adam with eps outside the root here, as torch's: conv biases before BatchNorm get rounding-
+# level gradients, which an eps too small to damp them would turn into full (random) steps.
+INNER = {
+    "adam": (
+        Adam(betas=(0.0, 0.999), eps_inside_root=False),
+        torch.optim.Adam,
+        {"betas": (0.0, 0.999)},
+    ),
+    "sgd": (SGD(), torch.optim.SGD, {}),
+}
+
+
+@pytest.mark.parametrize("inner", ["adam", "sgd"])
+@pytest.mark.parametrize("inner_batch", [None, 4])
+@pytest.mark.parametrize("strategy,chunk_size", [("loop", None), ("vmap", None), ("loop", 2)])
+def test_meta_step_moves_by_epsilon_times_mean_adapted_change(
+    float64, inner, inner_batch, strategy, chunk_size
+):
+    """After start_step(3, 10) with outer_lr 0.8 (eps = 0.8 * 0.7), backward and SGD(lr=1), the
+    parameters moved by exactly eps * mean_tasks(theta' - theta)."""
+    torch.manual_seed(0)
+    model = Conv4(1, 3, hidden=6, blocks=2)
+    batch = random_classification_batch(tasks=3, ways=3, shots=2, queries=2)
+    ours, torch_cls, settings = INNER[inner]
+    lr, steps = 0.01, 4
+    reptile = Reptile(
+        model, lr=lr, steps=steps, inner_batch=inner_batch, outer_lr=0.8, optimizer=ours,
+        strategy=strategy, chunk_size=chunk_size,
+    )  # fmt: skip
+    support = batch.support_x.shape[1]
+    torch.manual_seed(1)
+    if inner_batch is None:
+        walks = [[torch.arange(support)] * steps] * batch.num_tasks
+    else:
+        walks = minibatch_indices(batch.num_tasks, support, inner_batch, steps)
+    theta = [p.detach().clone() for p in model.parameters()]
+    adapted = [
+        adapted_by_torch(
+            model,
+            batch.support_x[t],
+            batch.support_y[t],
+            torch_cls,
+            {"lr": lr, **settings},
+            walks[t],
+        )
+        for t in range(batch.num_tasks)
+    ]
+    epsilon = 0.8 * (1 - 3 / 10)
+
+    torch.manual_seed(1)
+    reptile.start_step(3, 10)
+    optimizer = torch.optim.SGD(reptile.parameters(), lr=1.0)
+    optimizer.zero_grad()
+    reptile.accumulate_gradients(batch, chunk_size)
+    optimizer.step()
+
+    for i, p in enumerate(model.parameters()):
+        mean_change = torch.stack([a[i] - theta[i] for a in adapted]).mean(0)
+        expected = theta[i] + epsilon * mean_change  # Adam's rounding-level steps: lr * 1e-8
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-9, atol=1e-10)
+
+
+def test_minibatches_walk_through_permutations_of_the_support_set():
+    torch.manual_seed(0)
+    walks = minibatch_indices(num_tasks=2, support_size=6, batch_size=4, steps=5)
+    assert walks.shape == (2, 5, 4)
+    for walk in walks.reshape(2, -1):
+        for epoch in walk[:18].reshape(3, 6):  # 20 draws: three whole epochs, then a partial one
+            assert sorted(epoch.tolist()) == list(range(6))
+    with pytest.raises(ValueError, match="inner_batch must be between 1 and the 6 support"):
+        minibatch_indices(1, 6, 7, 1)
+
+
+def test_outer_step_anneals_linearly():
+    reptile = Reptile(Conv4(1, 3, hidden=4, blocks=1), outer_lr=1.0, final_outer_lr=0.2)
+    assert reptile.epsilon == 1.0
+    reptile.start_step(0, 100)
+    assert reptile.epsilon == pytest.approx(1.0)
+    reptile.start_step(50, 100)
+    assert reptile.epsilon == pytest.approx(0.6)
+    reptile.start_step(99, 100)
+    assert reptile.epsilon == pytest.approx(1.0 - 0.8 * 0.99)
+
+
+def test_evaluate_adapts_on_the_whole_support_and_scores_queries(float64):
+    torch.manual_seed(0)
+    model = Conv4(1, 3, hidden=6, blocks=2)
+    batch = random_classification_batch(tasks=2, ways=3, shots=2, queries=3)
+    reptile = Reptile(model, lr=0.01, steps=1, test_steps=3, optimizer=SGD())
+    out = reptile.evaluate(batch)
+    assert not out.loss.requires_grad
+    for t in range(batch.num_tasks):
+        support = torch.arange(batch.support_x.shape[1])
+        fast = adapted_by_torch(
+            model,
+            batch.support_x[t],
+            batch.support_y[t],
+            torch.optim.SGD,
+            {"lr": 0.01},
+            [support] * 3,
+        )
+        params = dict(zip(dict(model.named_parameters()), fast, strict=True))
+        logits = torch.func.functional_call(model, params, (batch.query_x[t],))
+        torch.testing.assert_close(out.predictions[t], logits)
+        torch.testing.assert_close(out.task_losses[t], F.cross_entropy(logits, batch.query_y[t]))
+
+
+def test_settings_reptile_ignores_are_refused():
+    config = apply_overrides(load_config("reptile-omniglot-5w1s"), ["algorithm.adapt=[head]"])
+    with pytest.raises(ValueError, match=r"leave algorithm\.adapt unset"):
+        build_algorithm(config, Conv4(1, 5, hidden=4, blocks=1))
+    with pytest.raises(ValueError, match="steps >= 1"):
+        Reptile(Conv4(1, 3, hidden=4, blocks=1), steps=0)
+
+
+@pytest.mark.skipif(not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA (real Omniglot)")
+def test_reptile_learns_on_real_omniglot(tmp_path):
+    """Measured: see the bound's comment; chance is 20 %."""
+    config = apply_overrides(
+        load_config("reptile-omniglot-5w1s"),
+        ["train.iterations=40", "train.val_every=0", "eval.episodes=100",
+         "algorithm.test_inner_steps=10", "train.checkpoint_every=40"],
+    )  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["accuracy"]["mean"] > 0.40
