@@ -30,6 +30,7 @@ from fastmeta.algorithms.base import MetaOutput
 from fastmeta.config import apply_overrides, dump_yaml, load_yaml, to_dict
 from fastmeta.run_config import RunConfig
 from fastmeta.train.build import (
+    Sources,
     build_algorithm,
     build_model,
     build_optimizer,
@@ -82,6 +83,8 @@ class Trainer:
 
     ``distributed`` is this process's place in a multi-process run (default: the process group
     of :func:`~fastmeta.train.distributed.distributed_session`, or a single process).
+    ``sources`` replaces the task sources ``config.data`` describes (e.g. synthetic tasks in a
+    benchmark); they must give episode ``i`` as a function of the seed and ``i`` alone.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Trainer:
         run_dir: Path,
         progress_bar: bool = True,
         distributed: Distributed | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
@@ -97,7 +101,7 @@ class Trainer:
         self.progress_bar = progress_bar and self.dist.is_main
         self.device = self.dist.device(resolve_device(config.device))
         torch.manual_seed(config.seed)
-        self.sources = build_sources(config, self.device)
+        self.sources = sources or build_sources(config, self.device)
         model = build_model(config, self.sources.input_shape)
         self.algorithm = build_algorithm(config, model, self.sources.train_classes)
         self.algorithm.to(self.device)
