@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fastmeta.predict import AdaptedClassifier
     from fastmeta.run_config import RunConfig
 
 FOLDER_PRESET = "protonet-folder"
@@ -210,7 +211,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from fastmeta.predict import load
 
     classifier = load(args.run).adapt(args.support)
-    print(f"support: {len(classifier.classes)} classes: {', '.join(classifier.classes)}")
+    _print_support(classifier)
     predictions = classifier.classify(args.query)
     for name, reason in predictions.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -221,10 +222,18 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_support(classifier: AdaptedClassifier) -> None:
+    print(f"support: {len(classifier.classes)} classes: {', '.join(classifier.classes)}")
+    report = classifier.support_report
+    if report is not None and report.summary():
+        print(f"left out of the support set:\n{report.summary()}", file=sys.stderr)
+
+
 def _export(args: argparse.Namespace) -> int:
     from fastmeta.predict import load
 
     classifier = load(args.run).adapt(args.support)
+    _print_support(classifier)
     path = classifier.export(args.out)
     print(f"wrote {path}: {len(classifier.classes)} classes ({', '.join(classifier.classes)})")
     return 0
