@@ -133,7 +133,8 @@ def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
     with torch.no_grad():
         got = program.module()(probe)
     expected = classifier.logits(probe).softmax(-1).cpu()
-    if not torch.allclose(got, expected, atol=1e-4):
+    tolerance = 1e-4 if classifier.model.device.type == "cpu" else 1e-2  # GPUs: TF32 convolutions
+    if not torch.allclose(got, expected, atol=tolerance):
         raise RuntimeError(
             f"the exported program disagrees with the library's predictions (max difference "
             f"{float((got - expected).abs().max()):.2e}); this algorithm's adaptation is not "

@@ -23,6 +23,7 @@ from torch import Tensor
 from fastmeta.algorithms import MetaLearner
 from fastmeta.algorithms.registry import algorithm_spec
 from fastmeta.config import load_yaml
+from fastmeta.datasets.folder import FolderReport
 from fastmeta.datasets.paths import PathLike
 from fastmeta.predict.images import Preprocessing, query_files
 from fastmeta.run_config import RunConfig
@@ -115,9 +116,10 @@ class FewShotModel:
             images, labels = support.float(), labels.long()
             count = int(labels.max()) + 1 if labels.numel() else 0
             names = [str(c) for c in range(count)] if class_names is None else list(class_names)
+            report = None
         else:
-            images, labels, names, _ = self.preprocessing.read_classes(support)
-        return AdaptedClassifier(self, images, labels, names)
+            images, labels, names, report = self.preprocessing.read_classes(support)
+        return AdaptedClassifier(self, images, labels, names, report)
 
 
 @dataclass
@@ -147,10 +149,16 @@ class Predictions:
 
 
 class AdaptedClassifier:
-    """A run's algorithm adapted to the classes of one support set."""
+    """A run's algorithm adapted to the classes of one support set; ``support_report`` says
+    what a support folder had that could not be used (``None`` for tensors)."""
 
     def __init__(
-        self, model: FewShotModel, images: Tensor, labels: Tensor, classes: list[str]
+        self,
+        model: FewShotModel,
+        images: Tensor,
+        labels: Tensor,
+        classes: list[str],
+        support_report: FolderReport | None = None,
     ) -> None:
         if images.dim() != 4 or images.shape[0] != labels.shape[0]:
             raise ValueError(
@@ -173,6 +181,7 @@ class AdaptedClassifier:
             raise ValueError(f"a support set needs at least 2 classes; got {classes}")
         self.model = model
         self.classes = list(classes)
+        self.support_report = support_report
         self.support_x = model.preprocessing.prepare(images).to(model.device)
         self.support_y = labels.to(model.device)
         self._check_outputs()

@@ -96,8 +96,10 @@ def test_folders_files_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FASTMETA_CACHE", str(tmp_path / "cache"))
     new = write_pattern_folder(tmp_path / "new", classes=3, images=4, size=SIZE, query=2)
     (new / "query" / "notes.txt").write_text("not an image")
+    (new / "support" / "empty").mkdir()
     classifier = few_shot_model("protonet").adapt(new / "support")
     assert classifier.classes == ["pattern00", "pattern01", "pattern02"]
+    assert classifier.support_report.empty_classes == ["empty"]
     found = classifier.classify(new / "query")
     assert len(found.files) == 6 and found.skipped == [("notes.txt", found.skipped[0][1])]
     assert found.skipped[0][1].startswith("not an image")
