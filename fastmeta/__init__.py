@@ -1,6 +1,8 @@
 """fastmeta: fast, correct meta-learning for PyTorch."""
 
 from fastmeta.algorithms import (
+    ANIL,
+    BOIL,
     CAVIA,
     IMAML,
     MAML,
@@ -10,7 +12,9 @@ from fastmeta.algorithms import (
     MetaLearner,
     MetaOptNet,
     MetaOutput,
+    MetaSGD,
     RelationNetwork,
+    Reptile,
     TransferBaseline,
 )
 from fastmeta.algorithms.protonet import PrototypicalNetwork
@@ -20,6 +24,8 @@ from fastmeta.tasks import Task, TaskBatch
 __version__ = "0.1.0"
 
 __all__ = [
+    "ANIL",
+    "BOIL",
     "CAVIA",
     "IMAML",
     "MAML",
@@ -29,8 +35,10 @@ __all__ = [
     "MetaLearner",
     "MetaOptNet",
     "MetaOutput",
+    "MetaSGD",
     "PrototypicalNetwork",
     "RelationNetwork",
+    "Reptile",
     "Task",
     "TaskBatch",
     "TransferBaseline",

@@ -1,5 +1,6 @@
 """Meta-learning algorithms: each maps a TaskBatch to a MetaOutput."""
 
+from fastmeta.algorithms.anil import ANIL, BOIL
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.algorithms.baseline import TransferBaseline
 from fastmeta.algorithms.cavia import CAVIA
@@ -8,9 +9,13 @@ from fastmeta.algorithms.maml import MAML, Learner
 from fastmeta.algorithms.mamlpp import MAMLPlusPlus
 from fastmeta.algorithms.matching import MatchingNetwork
 from fastmeta.algorithms.metaoptnet import MetaOptNet
+from fastmeta.algorithms.metasgd import MetaSGD
 from fastmeta.algorithms.relation import RelationNetwork
+from fastmeta.algorithms.reptile import Reptile
 
 __all__ = [
+    "ANIL",
+    "BOIL",
     "CAVIA",
     "IMAML",
     "MAML",
@@ -20,6 +25,8 @@ __all__ = [
     "MetaLearner",
     "MetaOptNet",
     "MetaOutput",
+    "MetaSGD",
     "RelationNetwork",
+    "Reptile",
     "TransferBaseline",
 ]
