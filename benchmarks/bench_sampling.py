@@ -34,6 +34,7 @@ from fastmeta.tasks import TaskBatch
 
 WAYS, SHOTS, QUERIES, META_BATCH = 5, 1, 15, 32
 CLASSES, PER_CLASS, SIDE = 4112, 20, 28
+LEARN2LEARN = "learn2learn 0.2.0 TaskDataset"
 FAMILIAR_TRANSFORMS = ("NWays", "KShots", "LoadData", "RemapLabels", "ConsecutiveLabels")
 
 
@@ -111,21 +112,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per method")
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
-    parser.add_argument(
-        "--threads", type=int, help="torch intra-op threads (default: torch's own default)"
-    )
-    parser.add_argument("--device", default="cpu", help="device of fastmeta's store")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+def measure(
+    rounds: int, seconds: float, device: torch.device
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Alternating rounds of every sampler; one result row per method, and notes."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
     images, labels = synthetic_images(CLASSES)
     names = [f"class{i:04d}" for i in range(CLASSES)]
     store = ImageStore(images, labels, names).to(device)
@@ -134,9 +125,7 @@ def main() -> None:
     rotated = rotated.with_rotations().to(device)
     methods = {
         "fastmeta TaskSet": taskset_sampler(store),
-        "fastmeta TaskSet, 1028 x 4 rotations": taskset_sampler(
-            rotated.with_rotations().to(device)
-        ),
+        "fastmeta TaskSet, 1028 x 4 rotations": taskset_sampler(rotated),
         "fastmeta TaskDataset (familiar API)": familiar_sampler(fm, images, labels),
     }
     notes = []
@@ -150,26 +139,48 @@ def main() -> None:
             TaskDataset=l2l_data.TaskDataset,
             **{name: getattr(l2l_data.transforms, name) for name in FAMILIAR_TRANSFORMS},
         )
-        methods["learn2learn 0.2.0 TaskDataset"] = familiar_sampler(api, images, labels)
+        methods[LEARN2LEARN] = familiar_sampler(api, images, labels)
     for make in methods.values():
         check(make())
 
-    load_before = os.getloadavg()
-    rounds: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(args.rounds):
+    results: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(rounds):
         for name, make in methods.items():
-            rounds[name].append(time_round(make, args.seconds, sync))
-    load_after = os.getloadavg()
+            results[name].append(time_round(make, seconds, sync))
 
-    reference = rounds.get("learn2learn 0.2.0 TaskDataset")
+    reference = results.get(LEARN2LEARN)
     rows = []
-    for name, values in rounds.items():
-        row = {"method": name, "median": statistics.median(values), "best": max(values)}
+    for name, values in results.items():
+        row: dict[str, Any] = {
+            "method": name,
+            "median": statistics.median(values),
+            "best": max(values),
+        }
         if reference:
             row["speedup_median"] = row["median"] / statistics.median(reference)
             paired = [mine / theirs for mine, theirs in zip(values, reference, strict=True)]
             row["speedup_paired_median"] = statistics.median(paired)
         rows.append({**row, "rounds": values})
+    return rows, notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per method")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's own default)"
+    )
+    parser.add_argument("--device", default="cpu", help="device of fastmeta's store")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    load_before = os.getloadavg()
+    rows, notes = measure(args.rounds, args.seconds, device)
+    load_after = os.getloadavg()
+    reference = "speedup_median" in rows[0]
 
     header = ["median tasks/s", "best tasks/s", "x l2l (medians)", "x l2l (paired)"]
     print(f"{'method':<38}" + "".join(f"{h:>17}" for h in header))

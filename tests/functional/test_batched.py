@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastmeta.functional.batched import map_tasks, resolve_strategy
+from fastmeta.functional.batched import (
+    CPU_ELEMENTS_PER_CALL,
+    Plan,
+    map_tasks,
+    plan,
+    resolve_strategy,
+)
+from fastmeta.tasks import TaskBatch
 from tests.reference import random_classification_batch, random_regression_batch
 
 
@@ -28,8 +35,38 @@ def test_strategies_agree(strategy, chunk):
     torch.testing.assert_close(out["pair"][1], expected["pair"][1])
 
 
-def test_auto_strategy_loops_on_cpu_images_and_vmaps_flat_features():
-    assert resolve_strategy("auto", random_classification_batch()) == "loop"
+def omniglot_shaped(tasks: int, queries: int, device: str = "cpu") -> TaskBatch:
+    """5-way 1-shot 28x28 tasks; only shapes and device matter to the plan."""
+    support = torch.zeros(tasks, 5, 1, 28, 28, device=device)
+    query = torch.zeros(tasks, 5 * queries, 1, 28, 28, device=device)
+    labels = torch.zeros(tasks, 5, dtype=torch.long, device=device)
+    return TaskBatch(support, labels, query, labels.repeat(1, queries))
+
+
+@pytest.mark.parametrize("queries", [1, 15])
+def test_auto_on_cpu_vmaps_chunks_that_fit_the_element_budget(queries):
+    batch = omniglot_shaped(128, queries)
+    per_task = 28 * 28 * 5 * (1 + queries)
+    chosen = plan("auto", batch)
+    assert chosen.strategy == "vmap"
+    assert chosen.chunk_size * per_task <= CPU_ELEMENTS_PER_CALL
+    assert (chosen.chunk_size + 1) * per_task > CPU_ELEMENTS_PER_CALL
+    assert plan("auto", batch, chunk_size=2) == Plan("vmap", 2)
+
+
+def test_auto_on_cpu_loops_over_tasks_too_big_to_pair():
+    per_example = CPU_ELEMENTS_PER_CALL // 3
+    batch = TaskBatch(
+        torch.zeros(4, 1, per_example), torch.zeros(4, 1), torch.zeros(4, 1, per_example),
+        torch.zeros(4, 1),
+    )  # fmt: skip
+    assert plan("auto", batch, chunk_size=3) == Plan("loop", 3)
     assert resolve_strategy("auto", random_regression_batch()) == "vmap"
+
+
+def test_auto_vmaps_whole_chunks_off_the_cpu_and_explicit_choices_stand():
+    assert plan("auto", omniglot_shaped(64, 15, device="meta")) == Plan("vmap", None)
+    assert plan("loop", random_regression_batch(), 4) == Plan("loop", 4)
+    assert plan("vmap", omniglot_shaped(64, 15)) == Plan("vmap", None)
     with pytest.raises(ValueError, match="choose one of auto, vmap, loop"):
         resolve_strategy("fast", random_regression_batch())

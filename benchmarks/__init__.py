@@ -1,0 +1,1 @@
+"""Speed benchmarks of fastmeta against its peers; run them all with ``python -m benchmarks``."""
