@@ -315,12 +315,12 @@ def test_training_learns_the_training_classes():
 )
 @pytest.mark.parametrize("preset", ["baseline-omniglot-5w1s", "baselinepp-omniglot-5w1s"])
 def test_trains_and_tests_through_the_trainer_on_real_omniglot(tmp_path, preset):
-    """40 iterations, 32 channels, 100 test episodes: measured 32.3 and 31.7 +- 1.8 % (Baseline)
-    and 42.6 and 40.9 +- 2.2 % (Baseline++) (2 heavily loaded cores, 2026-11-26); chance is
-    20 %, the bound sits over three CIs under the lowest. A network this short-trained is no
-    better than an untrained one (about 44 %: random conv features with a fitted head), so this
-    checks the whole pipeline on real data (dataset classes, heads, trainer, report), not
-    learning: that is the synthetic test above and the documented runs."""
+    """40 iterations, 32 channels, 100 test episodes: measured 32.3 +- 1.6 % (Baseline) and
+    42.6 +- 2.2 % (Baseline++) (2 heavily loaded cores, 2026-11-26); chance is 20 %, the bound
+    sits almost four CIs under the lower. A network trained this briefly is no better than an
+    untrained one (about 44 %: random conv features with a fitted head), so this checks the
+    whole pipeline on real data (dataset classes, heads, trainer, report), not learning: that
+    is the synthetic test above and the documented runs."""
     from fastmeta.config import apply_overrides
     from fastmeta.presets import load_config
     from fastmeta.train.trainer import Trainer
