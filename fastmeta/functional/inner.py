@@ -71,7 +71,11 @@ def adapt(
     state = optimizer.init(fast)
     grad_fn = torch.func.grad(support_loss)
     for step in range(steps):
-        grads = grad_fn({n: p.detach() for n, p in fast.items()}) if first_order else grad_fn(fast)
+        if first_order:  # constants, also with respect to the parameters that do not adapt
+            grads = grad_fn({n: p.detach() for n, p in fast.items()})
+            grads = {n: g.detach() for n, g in grads.items()}
+        else:
+            grads = grad_fn(fast)
         rates = {n: step_lr(lr, step, n) for n in fast}
         fast, state = optimizer.step(fast, grads, state, rates, step)
     return {**fixed, **fast}
