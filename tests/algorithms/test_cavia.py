@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fastmeta.algorithms.cavia import CAVIA, context_model
+from fastmeta.config import apply_overrides
 from fastmeta.models import MLP, Conv4
 from fastmeta.models.film import ContextModel
+from fastmeta.presets import load_config
+from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, random_regression_batch, task_loss
 
 CONTEXT = 4
@@ -127,3 +132,19 @@ def test_bad_settings_are_refused():
         )
     with pytest.raises(ValueError, match="context_dim"):
         CAVIA(MLP(1, [8], 1), 0)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA to the folder holding omniglot/"
+)
+def test_learns_on_real_omniglot(tmp_path):
+    """The preset, shrunk (150 iterations of 8 tasks, 32 filters), through the trainer: measured
+    54.2 +- 4.2 % on 100 test episodes (7 s CPU, one thread, 2026-11-26); chance is 20 %, the
+    bound sits four CIs under the measurement."""
+    config = apply_overrides(
+        load_config("cavia-omniglot-5w1s"),
+        ["train.iterations=150", "train.val_every=0", "train.checkpoint_every=150",
+         "sampler.meta_batch=8", "model.hidden=32", "eval.episodes=100"],
+    )  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["accuracy"]["mean"] > 0.37

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch.func import functional_call
 
 from fastmeta.algorithms.mamlpp import MAMLPlusPlus, multi_step_loss_weights
+from fastmeta.config import apply_overrides
 from fastmeta.models import Conv4
+from fastmeta.presets import load_config
 from fastmeta.tasks import TaskBatch
+from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, task_loss
 
 
@@ -205,3 +210,20 @@ def test_evaluate_uses_test_steps_beyond_training_steps_and_builds_no_graph():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MAMLPlusPlus(Conv4(1, 3, hidden=4, blocks=1), **kwargs)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA to the folder holding omniglot/"
+)
+def test_learns_on_real_omniglot(tmp_path):
+    """The preset, shrunk (60 iterations of 8 tasks, 32 filters, 2 inner steps at lr 0.4), through
+    the trainer: measured 54.4 +- 4.6 % on 100 test episodes (6 s CPU, one thread,
+    2026-11-26); chance is 20 %, the bound sits four CIs under the measurement."""
+    config = apply_overrides(
+        load_config("mamlpp-omniglot-5w1s"),
+        ["train.iterations=60", "train.val_every=0", "train.checkpoint_every=60",
+         "sampler.meta_batch=8", "model.hidden=32", "algorithm.inner_steps=2",
+         "algorithm.test_inner_steps=2", "algorithm.inner_lr=0.4", "eval.episodes=100"],
+    )  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["accuracy"]["mean"] > 0.36
