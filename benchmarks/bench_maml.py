@@ -59,7 +59,7 @@ def run_config(
     )
     rows, steps = [], {}
     for method in methods:
-        if not method.available():
+        if not method.available(device):
             continue
         model = conv4().to(device)
         step = method.build(model, config)

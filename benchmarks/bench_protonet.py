@@ -94,7 +94,7 @@ def run(
         reference = protonet_reference_gradient(_encoder(device), batch)
         steps = {}
         for method in METHODS:
-            if not method.available():
+            if not method.available(device):
                 continue
             encoder = _encoder(device)
             step = method.build(encoder)

@@ -32,8 +32,11 @@ class Method:
     name: str
     build: Callable[..., MetaStep]
     module: str | None = None
+    cuda_only: bool = False
 
-    def available(self) -> bool:
+    def available(self, device: torch.device) -> bool:
+        if self.cuda_only and device.type != "cuda":
+            return False
         return self.module is None or importlib.util.find_spec(self.module) is not None
 
 
@@ -55,6 +58,24 @@ def fastmeta_step(
         return step
 
     return build
+
+
+def fastmeta_graphed_step(model: nn.Module, config: MamlConfig) -> MetaStep:
+    """fastmeta's MAML (vmap) with the meta-step captured once as a CUDA graph and replayed."""
+    from fastmeta.train.cuda_graph import CapturedMetaStep
+
+    maml = MAML(
+        model, lr=config.inner_lr, steps=config.steps, first_order=config.first_order,
+        strategy="vmap",
+    )  # fmt: skip
+    captured: list[CapturedMetaStep] = []
+
+    def step(batch: TaskBatch) -> None:
+        if not captured:
+            captured.append(CapturedMetaStep(maml, batch))
+        captured[0](batch)
+
+    return step
 
 
 def torch_func_step(model: nn.Module, config: MamlConfig) -> MetaStep:
@@ -174,6 +195,7 @@ METHODS: tuple[Method, ...] = (
     Method("fastmeta loop", fastmeta_step("loop", None)),
     Method("fastmeta vmap", fastmeta_step("vmap", None)),
     Method("fastmeta vmap, chunks of 8", fastmeta_step("vmap", 8)),
+    Method("fastmeta vmap, CUDA graph", fastmeta_graphed_step, cuda_only=True),
     Method("torch.func loop", torch_func_step),
     Method(LEARN2LEARN, learn2learn_step, "learn2learn"),
     Method("higher", higher_step, "higher"),
