@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -35,6 +36,9 @@ from fastmeta.train.checkpoint import (
     load_checkpoint,
     model_fingerprint,
 )
+
+if TYPE_CHECKING:
+    from fastmeta.datasets.folder_split import FolderSplit
 
 CONFIG_FILE = "config.yaml"
 
@@ -58,11 +62,29 @@ def load(run: PathLike, device: str | torch.device = "cpu") -> FewShotModel:
     config = load_yaml(RunConfig, (run_dir / CONFIG_FILE).read_text())
     preprocessing = run_preprocessing(config, run_dir)
     shape = (preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
-    algorithm = build_algorithm(config, build_model(config, shape))
+    algorithm = build_algorithm(config, build_model(config, shape), _train_classes(config, run_dir))
     state = load_checkpoint(checkpoint, expected={"model": model_fingerprint(algorithm)})
     algorithm.load_state_dict(state["algorithm"])
     algorithm.to(device).eval()
     return FewShotModel(config, algorithm, preprocessing, checkpoint)
+
+
+def run_split(config: RunConfig, run_dir: Path) -> FolderSplit:
+    """A folder run's split: ``split.yaml`` beside its config (so a moved run still loads),
+    else the one ``data.split_file`` names, else planned from ``data.root``."""
+    from fastmeta.datasets.folder_split import SPLIT_FILE, FolderSplit, plan_for_config
+
+    beside = run_dir / SPLIT_FILE
+    return FolderSplit.from_file(beside) if beside.is_file() else plan_for_config(config)
+
+
+def _train_classes(config: RunConfig, run_dir: Path) -> int | None:
+    """Classes the run trained on, for algorithms with a head over all of them (folder runs)."""
+    if config.data.dataset != "folder":
+        return None
+    classes = run_split(config, run_dir).classes
+    extra = len(classes["val"]) if config.data.train_classes == "trainval" else 0
+    return len(classes["train"]) + extra
 
 
 def run_preprocessing(config: RunConfig, run_dir: Path) -> Preprocessing:
@@ -72,10 +94,7 @@ def run_preprocessing(config: RunConfig, run_dir: Path) -> Preprocessing:
     if d.dataset == "sine":
         raise ValueError("this run learned sine regression; adapt and export need an image run")
     if d.dataset == "folder":
-        from fastmeta.datasets.folder_split import SPLIT_FILE, FolderSplit, plan_for_config
-
-        beside = run_dir / SPLIT_FILE
-        split = FolderSplit.from_file(beside) if beside.is_file() else plan_for_config(config)
+        split = run_split(config, run_dir)
         mean = None if split.mean is None else tuple(split.mean)
         std = None if split.std is None else tuple(split.std)
         return Preprocessing(split.image_size, split.mode, mean, std)
