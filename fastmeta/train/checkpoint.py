@@ -202,6 +202,7 @@ def load_checkpoint(
     *,
     expected: Mapping[str, Any] | None = None,
     ignore: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
     map_location: MapLocation = "cpu",
 ) -> dict[str, Any]:
     """Read a checkpoint safely, verify it, and return the ``state`` that was saved.
@@ -210,7 +211,9 @@ def load_checkpoint(
     model_fingerprint(model), "config": resolved_config}``); nested dicts are compared key by key
     and every difference is listed in a :class:`CheckpointMismatchError`. Sections stored in the
     checkpoint but absent from ``expected`` are not checked. ``ignore`` lists dotted keys that may
-    differ (e.g. ``"config.train.iterations"``); a key ignores everything below it.
+    differ (e.g. ``"config.train.iterations"``); a key ignores everything below it. ``defaults``
+    (shaped like ``expected``) lets a checkpoint written before a setting existed load: a key
+    absent from the checkpoint matches when its current value is its default.
 
     Raises :class:`CheckpointCorruptError` for a truncated, damaged or tampered file (including
     one that ``weights_only`` loading refuses), ``FileNotFoundError`` when there is no file.
@@ -233,7 +236,7 @@ def load_checkpoint(
         ) from err
     _verify(path, payload)
     if expected is not None:
-        differences = _differences(payload["fingerprint"], expected, tuple(ignore))
+        differences = _differences(payload["fingerprint"], expected, tuple(ignore), defaults or {})
         if differences:
             raise CheckpointMismatchError(path, differences)
     return payload["state"]
@@ -244,6 +247,7 @@ def load_latest(
     *,
     expected: Mapping[str, Any] | None = None,
     ignore: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
     map_location: MapLocation = "cpu",
 ) -> tuple[Path, dict[str, Any]] | None:
     """Load the newest usable rotation checkpoint: ``(path, state)``, or ``None`` if there is none.
@@ -257,8 +261,9 @@ def load_latest(
     for path in reversed(list_checkpoints(run_dir)):
         try:
             state = load_checkpoint(
-                path, expected=expected, ignore=ignore, map_location=map_location
-            )
+                path, expected=expected, ignore=ignore, defaults=defaults,
+                map_location=map_location,
+            )  # fmt: skip
         except CheckpointCorruptError as err:
             warnings.warn(f"skipping {err}", RuntimeWarning, stacklevel=2)
             first_error = first_error or err
@@ -422,14 +427,16 @@ def _short_error(err: BaseException) -> str:
 # --- fingerprint comparison ----------------------------------------------------------------------
 
 
-def _differences(stored: Any, expected: Mapping[str, Any], ignore: tuple[str, ...]) -> list[str]:
+def _differences(
+    stored: Any, expected: Mapping[str, Any], ignore: tuple[str, ...], defaults: Mapping[str, Any]
+) -> list[str]:
     found: list[tuple[str, str]] = []
     stored = stored if isinstance(stored, Mapping) else {}
     for section, want in expected.items():
         if section not in stored:
             found.append((str(section), f"{section}: not recorded in the checkpoint"))
         else:
-            _compare(stored[section], want, str(section), found)
+            _compare(stored[section], want, str(section), found, defaults.get(section))
 
     def ignored(key: str) -> bool:
         return any(key == pattern or key.startswith(pattern + ".") for pattern in ignore)
@@ -437,16 +444,21 @@ def _differences(stored: Any, expected: Mapping[str, Any], ignore: tuple[str, ..
     return [text for key, text in found if not ignored(key)]
 
 
-def _compare(saved: Any, current: Any, key: str, out: list[tuple[str, str]]) -> None:
+def _compare(
+    saved: Any, current: Any, key: str, out: list[tuple[str, str]], default: Any = None
+) -> None:
     if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        default = default if isinstance(default, Mapping) else {}
         for name in [*saved, *(k for k in current if k not in saved)]:
             sub = f"{key}.{name}"
             if name not in current:
                 out.append((sub, f"{sub}: only in the checkpoint ({_show(saved[name])})"))
             elif name not in saved:
+                if name in default and _normalize(default[name]) == _normalize(current[name]):
+                    continue  # a setting added after the checkpoint was written, left at default
                 out.append((sub, f"{sub}: only in the current run ({_show(current[name])})"))
             else:
-                _compare(saved[name], current[name], sub, out)
+                _compare(saved[name], current[name], sub, out, default.get(name))
     elif _normalize(saved) != _normalize(current):
         out.append((key, f"{key}: {_show(saved)} in the checkpoint, {_show(current)} now"))
 

@@ -52,6 +52,7 @@ from fastmeta.train.rng import capture_rng_state, restore_rng_state
 from fastmeta.train.sharding import average_gradients, gather_output, gather_scores, local_batch
 
 CONFIG_FILE = "config.yaml"
+DEFAULTS = {"config": to_dict(RunConfig())}  # settings a checkpoint older than them lacks
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
 
@@ -189,7 +190,9 @@ class Trainer:
         trainer = cls(config, run_dir, progress_bar, d)
         trainer.ignore = tuple(f"config.{key}" for key in keys)
         latest = d.on_main(
-            lambda: load_latest(run_dir, expected=trainer.expected(), ignore=trainer.ignore),
+            lambda: load_latest(
+                run_dir, expected=trainer.expected(), ignore=trainer.ignore, defaults=DEFAULTS
+            ),
             "loading the newest checkpoint",
         )
         if latest is not None:
@@ -394,7 +397,10 @@ class Trainer:
             best = best_checkpoint(self.run_dir)
             if best is None:
                 return None
-            return load_checkpoint(best, expected=self.expected(), ignore=self.ignore)["algorithm"]
+            state = load_checkpoint(
+                best, expected=self.expected(), ignore=self.ignore, defaults=DEFAULTS
+            )
+            return state["algorithm"]
 
         weights = self.dist.on_main(read, "loading best.pt")
         if weights is None:

@@ -470,3 +470,15 @@ def test_mismatched_config_is_refused_unless_ignored(tmp_path: Path) -> None:
     load_checkpoint(path, expected={"config": as_lists})
     with pytest.raises(CheckpointMismatchError, match="algorithm: not recorded"):
         load_checkpoint(path, expected={"algorithm": "maml"})
+
+
+def test_setting_added_after_the_checkpoint_matches_only_at_its_default(tmp_path: Path) -> None:
+    model = _model()
+    path = save_checkpoint(tmp_path, 1, {"w": torch.zeros(1)}, fingerprint=_fingerprint(model))
+    newer = {**CONFIG, "data": {**CONFIG["data"], "channels": None, "fractions": [0.6, 0.4]}}
+    defaults = {"config": {"data": {"channels": None, "fractions": (0.6, 0.4)}}}
+    load_checkpoint(path, expected=_fingerprint(model, newer), defaults=defaults)
+    changed = {**CONFIG, "data": {**CONFIG["data"], "channels": 3, "fractions": [0.6, 0.4]}}
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_checkpoint(path, expected=_fingerprint(model, changed), defaults=defaults)
+    assert info.value.differences == ["config.data.channels: only in the current run (3)"]
