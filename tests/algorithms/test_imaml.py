@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch.func import functional_call
 
 from fastmeta.algorithms.imaml import IMAML
+from fastmeta.config import apply_overrides
 from fastmeta.models import MLP, Conv4
+from fastmeta.presets import load_config
+from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, random_regression_batch, task_loss
 
 LAMBDA, LR, STEPS = 2.0, 0.1, 30
@@ -147,3 +152,21 @@ def test_evaluate_builds_no_graph():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         IMAML(MLP(1, [4], 1), **kwargs)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA to the folder holding omniglot/"
+)
+def test_learns_on_real_omniglot(tmp_path):
+    """The preset, shrunk (60 iterations of 4 tasks, 32 filters, 8 inner steps of lr 0.1 on 5 x
+    the mean loss), through the trainer: measured 47.2 +- 4.6 % on 100 test episodes (13 s CPU
+    for the whole process, one thread, 2026-11-26); chance is 20 %, the bound sits three CIs
+    under the measurement."""
+    config = apply_overrides(
+        load_config("imaml-omniglot-5w1s"),
+        ["train.iterations=60", "train.val_every=0", "train.checkpoint_every=60",
+         "sampler.meta_batch=4", "model.hidden=32", "algorithm.inner_steps=8",
+         "algorithm.test_inner_steps=8", "algorithm.inner_loss_scale=5", "eval.episodes=100"],
+    )  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["accuracy"]["mean"] > 0.33
