@@ -80,11 +80,13 @@ def test_config_may_not_also_choose_the_adapted_parameters():
 @pytest.mark.skipif(not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA (real Omniglot)")
 @pytest.mark.parametrize("name", ["anil", "boil"])
 def test_learns_on_real_omniglot(tmp_path, name):
-    """Measured: see the bound's comment; chance is 20 %."""
+    """40 iterations of meta-batch 8, 32 filters: measured ANIL 53.0 +- 4.1 % and BOIL
+    53.2 +- 5.1 % on 100 test episodes (2026-11-26, about 3 s of CPU each); chance is 20 %, the
+    bound sits about three CIs under the measurements."""
     config = apply_overrides(
         load_config(f"{name}-omniglot-5w1s"),
         ["train.iterations=40", "train.val_every=0", "sampler.meta_batch=8", "model.hidden=32",
          "eval.episodes=100", "train.checkpoint_every=40"],
     )  # fmt: skip
     report = Trainer.create(config, tmp_path, progress_bar=False).fit()
-    assert report["accuracy"]["mean"] > 0.40
+    assert report["accuracy"]["mean"] > 0.38

@@ -155,11 +155,12 @@ def test_settings_reptile_ignores_are_refused():
 
 @pytest.mark.skipif(not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA (real Omniglot)")
 def test_reptile_learns_on_real_omniglot(tmp_path):
-    """Measured: see the bound's comment; chance is 20 %."""
+    """40 iterations, 10 test steps: measured 59.0 +- 4.7 % on 100 test episodes (2026-11-26,
+    about 9 s of CPU); chance is 20 %, the bound sits about three CIs under the measurement."""
     config = apply_overrides(
         load_config("reptile-omniglot-5w1s"),
         ["train.iterations=40", "train.val_every=0", "eval.episodes=100",
          "algorithm.test_inner_steps=10", "train.checkpoint_every=40"],
     )  # fmt: skip
     report = Trainer.create(config, tmp_path, progress_bar=False).fit()
-    assert report["accuracy"]["mean"] > 0.40
+    assert report["accuracy"]["mean"] > 0.45
