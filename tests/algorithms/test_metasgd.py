@@ -106,11 +106,13 @@ def test_lr_must_be_a_number():
 
 @pytest.mark.skipif(not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA (real Omniglot)")
 def test_metasgd_learns_on_real_omniglot(tmp_path):
-    """Measured: see the bound's comment; chance is 20 %."""
+    """80 iterations of meta-batch 8, 32 filters: measured 50.2 +- 4.2 % on 100 test episodes
+    (2026-11-26, about 5 s of CPU; 40 iterations gave only 38 %); chance is 20 %, the bound sits
+    about three CIs under the measurement."""
     config = apply_overrides(
         load_config("metasgd-omniglot-5w1s"),
-        ["train.iterations=40", "train.val_every=0", "sampler.meta_batch=8", "model.hidden=32",
-         "eval.episodes=100", "train.checkpoint_every=40"],
+        ["train.iterations=80", "train.val_every=0", "sampler.meta_batch=8", "model.hidden=32",
+         "eval.episodes=100", "train.checkpoint_every=80"],
     )  # fmt: skip
     report = Trainer.create(config, tmp_path, progress_bar=False).fit()
-    assert report["accuracy"]["mean"] > 0.40
+    assert report["accuracy"]["mean"] > 0.37
