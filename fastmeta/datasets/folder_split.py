@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,13 +81,13 @@ class FolderSplit:
     def report(self) -> str:
         """What was found, what was left out and why, the split and the preprocessing."""
         total = sum(self.images_per_class.values())
-        per_class = ", ".join(f"{name} {n}" for name, n in self.images_per_class.items())
+        per_class = [f"{name} {n}" for name, n in self.images_per_class.items()]
         lines = [
             f"{self.root}: {len(self.images_per_class)} classes, {total} images used "
             f"(resized to {self.image_size}x{self.image_size}, "
             f"{'grey' if self.mode == 'L' else 'colour'})",
             "images per class:",
-            *textwrap.wrap(per_class, 96, initial_indent="  ", subsequent_indent="  "),
+            *_pack(per_class, "  ", "  "),
         ]
         left_out = [f"  skipped {path}: {reason}" for path, reason in self.skipped]
         left_out += [f"  class folder {name}/ has no usable image" for name in self.empty_classes]
@@ -102,7 +101,7 @@ class FolderSplit:
         lines.append(f"class split (data.fractions {fractions}, data.split_seed {self.seed}):")
         for name in SPLITS:
             chosen = self.classes[name]
-            lines.append(f"  {name:<5} {len(chosen):>3}: {', '.join(chosen)}")
+            lines += _pack(chosen, f"  {name:<5} {len(chosen):>3}: ", " " * 13)
         if self.mean is not None and self.std is not None:
             mean = ", ".join(f"{m:.3f}" for m in self.mean)
             std = ", ".join(f"{s:.3f}" for s in self.std)
@@ -110,6 +109,18 @@ class FolderSplit:
         else:
             lines.append("normalisation: none (pixel values in [0, 1])")
         return "\n".join(lines)
+
+
+def _pack(items: list[str], first: str, indent: str, width: int = 96) -> list[str]:
+    """``items`` joined by commas into lines of at most ``width`` characters (an item is never
+    split), the first line starting with ``first`` and the others with ``indent``."""
+    lines, current, prefix = [], [], first
+    for item in items:
+        if current and len(prefix) + len(", ".join([*current, item])) > width:
+            lines.append(prefix + ", ".join(current) + ",")
+            current, prefix = [], indent
+        current.append(item)
+    return [*lines, (prefix + ", ".join(current)).rstrip()]
 
 
 def plan_folder_split(
