@@ -75,6 +75,7 @@ def average_gradients(parameters: Iterable[nn.Parameter], d: Distributed, weight
         [p.grad is not None for p in params], dtype=torch.float32, device=params[0].device
     )
     d.all_reduce_sum(has_grad, "summing which parameters have meta-gradients")
+    present = (has_grad > 0).tolist()  # one device-to-host copy, not one per parameter
     groups: dict[tuple[torch.dtype, torch.device], list[int]] = {}
     for i, p in enumerate(params):
         groups.setdefault((p.dtype, p.device), []).append(i)
@@ -82,7 +83,7 @@ def average_gradients(parameters: Iterable[nn.Parameter], d: Distributed, weight
         flat = torch.cat([_grad_or_zeros(params[i]).reshape(-1) for i in members]).mul_(weight)
         d.all_reduce_sum(flat, "averaging the meta-gradients")
         for i, part in zip(members, flat.split([params[i].numel() for i in members]), strict=True):
-            params[i].grad = part.view_as(params[i]) if has_grad[i] > 0 else None
+            params[i].grad = part.view_as(params[i]) if present[i] else None
 
 
 def gather_output(local: MetaOutput, d: Distributed, total: int) -> MetaOutput:
