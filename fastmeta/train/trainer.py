@@ -415,7 +415,7 @@ class Trainer:
             "name": c.name,
             "algorithm": c.algorithm.name + (" (first order)" if c.algorithm.first_order else ""),
             "dataset": c.data.dataset,
-            "split": c.data.split if c.data.dataset != "sine" else None,
+            "split": c.data.split if c.data.dataset == "omniglot" else None,
             "episodes": episodes,
             "ways": None if c.data.dataset == "sine" else s.test_ways or s.ways,
             "shots": s.test_shots or s.shots,
@@ -427,7 +427,7 @@ class Trainer:
         }
         if hasattr(self.algorithm, "test_steps"):
             protocol["test_inner_steps"] = self.algorithm.test_steps
-        if c.model.name == "conv4":
+        if c.model.name in ("conv4", "resnet12"):
             protocol["batchnorm"] = "batch statistics of each episode (transductive)"
         return protocol
 
