@@ -104,6 +104,8 @@ def run(
                 row.status, row.note = "failed", error
             else:
                 row.gradient_error = error
+                if not ok:
+                    row.note = f"gradient differs from the reference by {error:.1e} (relative)"
             rows.append(row)
             if ok:
                 steps[method.name] = lambda step=step, batch=batch: step(batch)

@@ -47,9 +47,10 @@ def protonet_reference_gradient(encoder: nn.Module, batch: TaskBatch) -> dict[st
     """Float64 gradient of the mean query loss of Prototypical Networks (squared Euclidean)."""
     reference = copy.deepcopy(encoder).double()
     ways = int(batch.support_y.max()) + 1
+    shots = batch.support_x.shape[1]
     for t in range(batch.num_tasks):
-        support = reference(batch.support_x[t].double())
-        query = reference(batch.query_x[t].double())
+        embedded = reference(torch.cat([batch.support_x[t], batch.query_x[t]]).double())
+        support, query = embedded[:shots], embedded[shots:]  # one call: the episode's BN stats
         prototypes = torch.stack([support[batch.support_y[t] == c].mean(0) for c in range(ways)])
         logits = -torch.cdist(query, prototypes).pow(2)
         (F.cross_entropy(logits, batch.query_y[t]) / batch.num_tasks).backward()

@@ -26,14 +26,16 @@ TaskFn = Callable[[Tensor, Tensor, Tensor, Tensor], Out]
 
 CPU_ELEMENTS_PER_CALL = 400_000
 """On a CPU, ``"auto"`` vmaps at most this many input elements (support and query of every task
-of one call), about 512 Omniglot images, and loops over tasks bigger than half of it.
+of one call), about 512 Omniglot images, and loops when fewer than :data:`CPU_MIN_VMAP_TASKS`
+tasks fit in it.
 
-Measured on a 2-core CPU, one thread (Conv4 with BatchNorm, 5-way 1-shot Omniglot shapes, MAML):
-with 1 query per class (10 images a task) vmap over a whole meta-batch of 32 ran 1.4-2x the
-loop's tasks/s; with 15 queries per class (80 images a task) one vmap over 32 tasks (2,560
-images) ran at half the loop's speed, while calls of 4-8 tasks matched the loop with 1 inner
-step and beat it by 10-20% with 5.
+Measured on a 2-core CPU, one thread (Conv4 with BatchNorm, 5-way 1-shot Omniglot shapes): MAML
+with 1 query per class (10 images a task, 51 tasks fit) ran 140-157 tasks/s vmapped against 118
+looped (second order, meta-batch 32); with 15 queries per class (80 images, 6 fit) vmap in
+chunks ran 30-31 tasks/s against the loop's 48 (meta-batch 4), and ProtoNets (15 queries,
+meta-batch 32) 2.6-5.5 against 7.1.
 """
+CPU_MIN_VMAP_TASKS = 8
 
 
 def check_strategy(strategy: str) -> None:
@@ -56,7 +58,7 @@ def plan(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> Plan
 
     ``"auto"`` means vmap with the given chunks on accelerators. On a CPU it means vmap in
     chunks of at most :data:`CPU_ELEMENTS_PER_CALL` input elements (never more tasks than
-    ``chunk_size``), and a loop when fewer than two tasks fit in that.
+    ``chunk_size``), and a loop when fewer than :data:`CPU_MIN_VMAP_TASKS` tasks fit in that.
     """
     check_strategy(strategy)
     if strategy != "auto":
@@ -65,7 +67,7 @@ def plan(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> Plan
         return Plan("vmap", chunk_size)
     per_task = math.prod(batch.support_x.shape[1:]) + math.prod(batch.query_x.shape[1:])
     fits = CPU_ELEMENTS_PER_CALL // max(per_task, 1)
-    if fits < 2:
+    if fits < CPU_MIN_VMAP_TASKS:
         return Plan("loop", chunk_size)
     return Plan("vmap", fits if chunk_size is None else min(chunk_size, fits))
 

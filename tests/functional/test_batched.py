@@ -7,6 +7,7 @@ import torch
 
 from fastmeta.functional.batched import (
     CPU_ELEMENTS_PER_CALL,
+    CPU_MIN_VMAP_TASKS,
     Plan,
     map_tasks,
     plan,
@@ -43,10 +44,9 @@ def omniglot_shaped(tasks: int, queries: int, device: str = "cpu") -> TaskBatch:
     return TaskBatch(support, labels, query, labels.repeat(1, queries))
 
 
-@pytest.mark.parametrize("queries", [1, 15])
-def test_auto_on_cpu_vmaps_chunks_that_fit_the_element_budget(queries):
-    batch = omniglot_shaped(128, queries)
-    per_task = 28 * 28 * 5 * (1 + queries)
+def test_auto_on_cpu_vmaps_chunks_that_fit_the_element_budget():
+    batch = omniglot_shaped(128, 1)
+    per_task = 28 * 28 * 5 * 2
     chosen = plan("auto", batch)
     assert chosen.strategy == "vmap"
     assert chosen.chunk_size * per_task <= CPU_ELEMENTS_PER_CALL
@@ -54,8 +54,9 @@ def test_auto_on_cpu_vmaps_chunks_that_fit_the_element_budget(queries):
     assert plan("auto", batch, chunk_size=2) == Plan("vmap", 2)
 
 
-def test_auto_on_cpu_loops_over_tasks_too_big_to_pair():
-    per_example = CPU_ELEMENTS_PER_CALL // 3
+def test_auto_on_cpu_loops_over_tasks_too_big_to_batch():
+    assert plan("auto", omniglot_shaped(32, 15)) == Plan("loop", None)
+    per_example = CPU_ELEMENTS_PER_CALL // (2 * CPU_MIN_VMAP_TASKS - 1)
     batch = TaskBatch(
         torch.zeros(4, 1, per_example), torch.zeros(4, 1), torch.zeros(4, 1, per_example),
         torch.zeros(4, 1),
