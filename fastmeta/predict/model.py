@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -62,7 +62,9 @@ def load(run: PathLike, device: str | torch.device = "cpu") -> FewShotModel:
     config = load_yaml(RunConfig, (run_dir / CONFIG_FILE).read_text())
     preprocessing = run_preprocessing(config, run_dir)
     shape = (preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
-    algorithm = build_algorithm(config, build_model(config, shape), _train_classes(config, run_dir))
+    saved = load_checkpoint(checkpoint)["algorithm"]
+    model = build_model(config, shape)
+    algorithm = build_algorithm(config, model, _train_classes(config, run_dir, saved))
     state = load_checkpoint(checkpoint, expected={"model": model_fingerprint(algorithm)})
     algorithm.load_state_dict(state["algorithm"])
     algorithm.to(device).eval()
@@ -78,10 +80,12 @@ def run_split(config: RunConfig, run_dir: Path) -> FolderSplit:
     return FolderSplit.from_file(beside) if beside.is_file() else plan_for_config(config)
 
 
-def _train_classes(config: RunConfig, run_dir: Path) -> int | None:
-    """Classes the run trained on, for algorithms with a head over all of them (folder runs)."""
+def _train_classes(config: RunConfig, run_dir: Path, weights: dict[str, Any]) -> int | None:
+    """Classes the run trained on, for algorithms with a head over all of them: a folder run's
+    split says; otherwise the saved classifier's rows do (``None`` when there is none)."""
     if config.data.dataset != "folder":
-        return None
+        classifier = weights.get("classifier.weight")
+        return None if classifier is None else int(classifier.shape[0])
     classes = run_split(config, run_dir).classes
     extra = len(classes["val"]) if config.data.train_classes == "trainval" else 0
     return len(classes["train"]) + extra

@@ -140,3 +140,21 @@ def test_load_checks_the_run_and_its_preprocessing(tmp_path: Path) -> None:
     assert loaded.preprocessing.invert and loaded.checkpoint == path
     for mine, theirs in zip(loaded.algorithm.parameters(), algorithm.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+
+
+def test_a_benchmark_run_of_a_transfer_baseline_loads_with_its_class_count(tmp_path: Path) -> None:
+    from fastmeta.config import dump_yaml
+
+    config = apply_overrides(
+        RunConfig(), ["algorithm.name=baseline", "model.hidden=8", "model.downsample=maxpool"]
+    )
+    torch.manual_seed(0)
+    trained = build_algorithm(config, build_model(config, (1, 28, 28)), train_classes=7)
+    (tmp_path / "config.yaml").write_text(dump_yaml(config))
+    save_best(
+        tmp_path, {"algorithm": trained.state_dict()}, step=1,
+        fingerprint={"model": model_fingerprint(trained)},
+    )  # fmt: skip
+    loaded = load(tmp_path).algorithm
+    assert loaded.classifier.weight.shape == (7, trained.classifier.weight.shape[1])
+    torch.testing.assert_close(loaded.classifier.weight, trained.classifier.weight)
