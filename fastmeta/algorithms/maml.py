@@ -249,7 +249,5 @@ def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
 
 
 register(
-    AlgorithmSpec(
-        "maml", build_maml, description="MAML and first-order MAML (Finn et al. 2017)"
-    )
+    AlgorithmSpec("maml", build_maml, description="MAML and first-order MAML (Finn et al. 2017)")
 )
