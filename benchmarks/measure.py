@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks.bench_sampling import cpu_model
+
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
     """A function that waits for the device's queued work (a no-op on CPU)."""
@@ -100,18 +102,6 @@ def peak_memory_mb(step: Callable[[], None], device: torch.device) -> float | No
     if before is None or peak is None:
         return None
     return (peak - before) / 1024
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine(device: torch.device) -> dict[str, object]:
