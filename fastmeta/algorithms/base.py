@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from fastmeta.functional.batched import backward_chunk
 from fastmeta.tasks import TaskBatch
 
 
@@ -52,6 +53,13 @@ def query_accuracy(predictions: Tensor, targets: Tensor) -> Tensor | None:
 class MetaLearner(nn.Module):
     """Base class: subclasses implement :meth:`forward`; the rest comes for free."""
 
+    strategy: str = "auto"
+    chunk_size: int | None = None
+    independent_tasks: bool = False
+    """True when :meth:`forward` is the mean over tasks of results computed task by task (by
+    :func:`~fastmeta.functional.batched.map_tasks`) and changes no state across tasks, so a
+    backward per chunk of tasks gives the same gradients and the same module."""
+
     def forward(self, batch: TaskBatch) -> MetaOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -68,12 +76,24 @@ class MetaLearner(nn.Module):
         with torch.no_grad():
             return self(batch)
 
+    def default_backward_chunk(self, batch: TaskBatch) -> int | None:
+        """Tasks per backward pass when :meth:`accumulate_gradients` is given no chunk size:
+        for :attr:`independent_tasks` learners what
+        :func:`~fastmeta.functional.batched.backward_chunk` picks for their strategy, else
+        ``None`` (one backward over the batch)."""
+        if not self.independent_tasks:
+            return None
+        return backward_chunk(self.strategy, batch, self.chunk_size)
+
     def accumulate_gradients(self, batch: TaskBatch, chunk_size: int | None) -> MetaOutput:
         """``forward(batch).loss.backward()`` in chunks of tasks, so memory stays bounded.
 
         Each chunk's loss is weighted by its share of the batch, so the accumulated ``.grad`` is
         the gradient of the whole-batch mean loss. Returns the whole batch's (detached) output.
+        ``chunk_size=None`` takes :meth:`default_backward_chunk`.
         """
+        if chunk_size is None:
+            chunk_size = self.default_backward_chunk(batch)
         outputs = []
         for chunk in batch.chunks(chunk_size):
             out = self(chunk)

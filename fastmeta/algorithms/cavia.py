@@ -42,6 +42,8 @@ class CAVIA(MetaLearner):
         loss_fn, inner_loss_scale, strategy, chunk_size: as in :class:`~fastmeta.algorithms.MAML`.
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         model: nn.Module,

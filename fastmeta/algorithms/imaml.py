@@ -50,6 +50,8 @@ class IMAML(MetaLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         model: nn.Module,

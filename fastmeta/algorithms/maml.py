@@ -70,6 +70,8 @@ class MAML(MetaLearner):
             plain SGD steps only.
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         model: nn.Module,

@@ -55,6 +55,8 @@ class MatchingNetwork(MetaLearner):
         strategy, chunk_size: how tasks of a batch are embedded (see :func:`map_tasks`).
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -46,6 +46,8 @@ class PrototypicalNetwork(MetaLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         encoder: nn.Module,

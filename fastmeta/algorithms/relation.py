@@ -87,6 +87,8 @@ class RelationNetwork(MetaLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
+    independent_tasks = True
+
     def __init__(
         self,
         encoder: nn.Module,

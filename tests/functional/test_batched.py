@@ -9,6 +9,7 @@ from fastmeta.functional.batched import (
     CPU_ELEMENTS_PER_CALL,
     CPU_MIN_VMAP_TASKS,
     Plan,
+    backward_chunk,
     map_tasks,
     plan,
     resolve_strategy,
@@ -71,3 +72,13 @@ def test_auto_vmaps_whole_chunks_off_the_cpu_and_explicit_choices_stand():
     assert plan("vmap", omniglot_shaped(64, 15)) == Plan("vmap", None)
     with pytest.raises(ValueError, match="choose one of auto, vmap, loop"):
         resolve_strategy("fast", random_regression_batch())
+
+
+def test_backward_chunk_follows_the_cpu_plan_and_keeps_explicit_choices():
+    one_query = omniglot_shaped(128, 1)
+    assert backward_chunk("auto", one_query) == plan("auto", one_query).chunk_size
+    assert backward_chunk("auto", omniglot_shaped(32, 15)) == 1  # the loop: a backward per task
+    assert backward_chunk("auto", one_query, chunk_size=5) == 5
+    assert backward_chunk("vmap", one_query) is None
+    assert backward_chunk("loop", omniglot_shaped(32, 15)) is None
+    assert backward_chunk("auto", omniglot_shaped(64, 1, device="meta")) is None

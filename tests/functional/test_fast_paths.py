@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastmeta.algorithms.maml import MAML
+from fastmeta.functional import batched
 from fastmeta.functional.batched import plan
 from fastmeta.models import Conv4
 from tests.reference import meta_gradient, random_classification_batch
@@ -55,6 +56,28 @@ def test_path_matches_reference(float64, strategy, chunk_size, backward_chunk, f
     )  # fmt: skip
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-9, atol=1e-11, msg=name)
+
+
+@pytest.mark.parametrize("elements_per_call", [400, 1], ids=["vmap-chunks-of-2", "loop"])
+def test_auto_backward_per_planned_chunk_matches_reference(float64, monkeypatch, elements_per_call):
+    """With no chunk size, ``auto`` on a CPU back-propagates each planned chunk (each task
+    when it loops); the gradient is still the whole batch's."""
+    monkeypatch.setattr(batched, "CPU_ELEMENTS_PER_CALL", elements_per_call)
+    monkeypatch.setattr(batched, "CPU_MIN_VMAP_TASKS", 2)
+    torch.manual_seed(0)
+    model = Conv4(1, 3, hidden=4, blocks=2)
+    batch = random_classification_batch(tasks=5, shape=(1, 4, 4), seed=0)  # 192 elements a task
+    expected = meta_gradient(model, batch, 0.3, 2, False)
+    maml = MAML(model, lr=0.3, steps=2, strategy="auto")
+    chunk_sizes: list[int] = []
+    run = maml.run
+    monkeypatch.setattr(
+        maml, "run", lambda b, **kw: chunk_sizes.append(b.num_tasks) or run(b, **kw)
+    )
+    maml.accumulate_gradients(batch, None)
+    assert chunk_sizes == ([2, 2, 1] if elements_per_call == 400 else [1] * 5)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name], rtol=1e-9, atol=1e-11, msg=name)
 
 
 def test_auto_resolves_both_ways_on_this_cpu():
