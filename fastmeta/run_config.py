@@ -114,15 +114,28 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Length of training, validation, early stopping and checkpoints."""
+    """Length of training, validation, early stopping and checkpoints.
+
+    ``time_limit_minutes`` stops training once that much training time (summed over resumes,
+    evaluation excluded) has passed, even before ``iterations``; schedules still span
+    ``iterations``, so set both when a schedule matters.
+    """
 
     iterations: int = 5000
+    time_limit_minutes: float | None = None
     val_every: int = 500
     val_episodes: int = 200
     early_stop_patience: int | None = None
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            raise ValueError(
+                "train.time_limit_minutes must be a positive number of minutes, or unset; got "
+                f"{self.time_limit_minutes}"
+            )
 
 
 @dataclass(frozen=True)

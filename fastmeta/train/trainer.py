@@ -221,7 +221,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- training
     def fit(self) -> dict[str, Any]:
-        """Train to ``train.iterations`` (or early stop), then test the best model."""
+        """Train to ``train.iterations`` (or early stop, or ``train.time_limit_minutes``), then
+        test the best model."""
         t = self.config.train
         self._note_process_count()
         log = self._metrics_log()
@@ -232,7 +233,8 @@ class Trainer:
         started, done_here = time.perf_counter(), 0
         seconds_before = self.progress.train_seconds
         try:
-            while self.progress.step < t.iterations:
+            out_of_time = self._out_of_time()
+            while self.progress.step < t.iterations and not out_of_time:
                 out = self.train_step()
                 done_here += 1
                 self.progress.train_seconds = seconds_before + time.perf_counter() - started
@@ -246,9 +248,9 @@ class Trainer:
                     if log is not None:
                         log.log(step, "train", **values, lr=self.scheduler.get_last_lr()[0])
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
-                stop = False
+                out_of_time = stop = self._out_of_time()
                 if t.val_every and step % t.val_every == 0:
-                    stop = self.validate(log)
+                    stop = self.validate(log) or stop
                 if step % t.checkpoint_every == 0 or step == t.iterations or stop:
                     self._save_checkpoint(step)
                 if stop:
@@ -258,6 +260,17 @@ class Trainer:
             if log is not None:
                 log.close()
         return self.test()
+
+    def _out_of_time(self) -> bool:
+        """True once ``train.time_limit_minutes`` of training time have passed (rank 0's clock
+        decides, so every process stops at the same step)."""
+        limit = self.config.train.time_limit_minutes
+        if limit is None:
+            return False
+        out = self.progress.train_seconds >= 60 * limit
+        if self.dist.active:
+            out = self.dist.broadcast_object(out, "agreeing on train.time_limit_minutes")
+        return out
 
     def _note_process_count(self) -> None:
         """Record how many processes train from here; warn when that changed on resume."""
@@ -422,6 +435,7 @@ class Trainer:
             "queries_per_class": s.test_queries or s.queries,
             "iterations": self.progress.step,
             "train_seconds": round(self.progress.train_seconds, 1),
+            "time_limit_minutes": c.train.time_limit_minutes,
             "processes": self.dist.world_size,
             "reference": c.reference,
         }

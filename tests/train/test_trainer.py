@@ -173,6 +173,35 @@ def test_early_stopping_ends_after_patience_validations_without_improvement(tmp_
     assert report["checkpoint"] == "best on validation (step 10)"
 
 
+class TickingClock:
+    """``time.perf_counter`` stand-in that advances one second per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_time_limit_stops_training_saves_the_step_and_survives_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr("fastmeta.train.trainer.time", TickingClock())
+    config = small_config("train.time_limit_minutes=0.25", "train.val_every=0")
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    stopped = report["iterations"]
+    assert 0 < stopped < config.train.iterations
+    assert report["train_seconds"] >= 15 and report["time_limit_minutes"] == 0.25
+    assert report["checkpoint"] == f"final (step {stopped})"
+    assert f"step-{stopped:08d}" in {p.stem for p in list_checkpoints(tmp_path)}
+    resumed = Trainer.resume(tmp_path, progress_bar=False)
+    assert resumed.fit()["iterations"] == stopped  # the budget is spent: no further step
+
+
+def test_time_limit_must_be_positive():
+    with pytest.raises(ValueError, match="time_limit_minutes must be a positive number"):
+        small_config("train.time_limit_minutes=0")
+
+
 def test_gradient_clipping_bounds_the_update(tmp_path):
     trainer = Trainer.create(
         small_config("optimizer.grad_clip=1e-3", "optimizer.name=sgd", "optimizer.lr=1.0"),
