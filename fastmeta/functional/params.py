@@ -39,6 +39,11 @@ def one_task_at_a_time() -> Iterator[None]:
         _ONE_TASK_AT_A_TIME.reset(token)
 
 
+def tasks_run_one_by_one() -> bool:
+    """True inside :func:`one_task_at_a_time` (no ``vmap`` over tasks around the caller)."""
+    return _ONE_TASK_AT_A_TIME.get()
+
+
 def module_state(module: nn.Module) -> tuple[Params, Params]:
     """The module's parameters and buffers as name -> tensor dictionaries (no copies)."""
     return dict(module.named_parameters()), dict(module.named_buffers())
