@@ -32,9 +32,10 @@ from fastmeta.tasks import TaskBatch
 from fastmeta.train.build import build_algorithm, build_model
 from fastmeta.train.checkpoint import (
     best_checkpoint,
+    check_fingerprint,
     latest_checkpoint,
-    load_checkpoint,
     model_fingerprint,
+    read_checkpoint,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +63,10 @@ def load(run: PathLike, device: str | torch.device = "cpu") -> FewShotModel:
     config = load_yaml(RunConfig, (run_dir / CONFIG_FILE).read_text())
     preprocessing = run_preprocessing(config, run_dir)
     shape = (preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
-    saved = load_checkpoint(checkpoint)["algorithm"]
+    state, fingerprint = read_checkpoint(checkpoint)
     model = build_model(config, shape)
-    algorithm = build_algorithm(config, model, _train_classes(config, run_dir, saved))
-    state = load_checkpoint(checkpoint, expected={"model": model_fingerprint(algorithm)})
+    algorithm = build_algorithm(config, model, _train_classes(config, run_dir, state["algorithm"]))
+    check_fingerprint(checkpoint, fingerprint, {"model": model_fingerprint(algorithm)})
     algorithm.load_state_dict(state["algorithm"])
     algorithm.to(device).eval()
     return FewShotModel(config, algorithm, preprocessing, checkpoint)

@@ -218,6 +218,17 @@ def load_checkpoint(
     Raises :class:`CheckpointCorruptError` for a truncated, damaged or tampered file (including
     one that ``weights_only`` loading refuses), ``FileNotFoundError`` when there is no file.
     """
+    state, fingerprint = read_checkpoint(path, map_location)
+    if expected is not None:
+        check_fingerprint(path, fingerprint, expected, ignore, defaults)
+    return state
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: MapLocation = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, fingerprint)`` of a checkpoint file, read safely and verified, for a caller
+    that needs the state before it can say what to expect (then :func:`check_fingerprint`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
@@ -235,11 +246,21 @@ def load_checkpoint(
             path, f"it cannot be read ({_short_error(err)})", _previous_checkpoint(path)
         ) from err
     _verify(path, payload)
-    if expected is not None:
-        differences = _differences(payload["fingerprint"], expected, tuple(ignore), defaults or {})
-        if differences:
-            raise CheckpointMismatchError(path, differences)
-    return payload["state"]
+    return payload["state"], payload["fingerprint"]
+
+
+def check_fingerprint(
+    path: str | os.PathLike[str],
+    stored: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    ignore: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise :class:`CheckpointMismatchError` listing how ``stored`` (the fingerprint of the
+    checkpoint at ``path``) differs from ``expected`` (see :func:`load_checkpoint`)."""
+    differences = _differences(stored, expected, tuple(ignore), defaults or {})
+    if differences:
+        raise CheckpointMismatchError(Path(path), differences)
 
 
 def load_latest(
