@@ -17,7 +17,7 @@ from fastmeta.predict import FewShotModel, Preprocessing, load
 from fastmeta.predict.model import run_preprocessing
 from fastmeta.run_config import RunConfig
 from fastmeta.train.build import build_algorithm, build_model
-from fastmeta.train.checkpoint import model_fingerprint, save_best
+from fastmeta.train.checkpoint import CheckpointMismatchError, model_fingerprint, save_best
 
 SIZE = 12
 PREP = Preprocessing(SIZE, "RGB", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
@@ -140,6 +140,12 @@ def test_load_checks_the_run_and_its_preprocessing(tmp_path: Path) -> None:
     assert loaded.preprocessing.invert and loaded.checkpoint == path
     for mine, theirs in zip(loaded.algorithm.parameters(), algorithm.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+    (tmp_path / "config.yaml").write_text(  # now it describes another model
+        "data: {dataset: omniglot, image_size: 12}\n"
+        "algorithm: {name: protonet}\nmodel: {hidden: 16}\nsampler: {queries: 1}\n"
+    )
+    with pytest.raises(CheckpointMismatchError, match="model"):
+        load(path)
 
 
 def test_a_benchmark_run_of_a_transfer_baseline_loads_with_its_class_count(tmp_path: Path) -> None:
