@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.maml import default_loss
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import LossFn
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.models import MLP, Conv4
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fastmeta.run_config import RunConfig
 
 
-class CAVIA(MetaLearner):
+class CAVIA(InnerLoopLearner):
     """Context adaptation over a network called as ``model(x, context)``.
 
     Args:
@@ -59,23 +59,16 @@ class CAVIA(MetaLearner):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        if steps < 0 or (test_steps is not None and test_steps < 0):
-            raise ValueError(
-                f"inner steps must be >= 0; got steps={steps}, test_steps={test_steps}"
-            )
+        self.init_inner_loop(
+            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+        )  # fmt: skip
         if context_dim < 1:
             raise ValueError(f"context_dim must be >= 1, got {context_dim}")
-        check_strategy(strategy)
         self.model = model
         self.context_dim = context_dim
         self.lr = lr
-        self.steps = steps
-        self.test_steps = steps if test_steps is None else test_steps
         self.first_order = first_order
-        self.loss_fn = loss_fn or default_loss
-        self.inner_loss_scale = inner_loss_scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Query losses after adapting each task's context on its support set."""

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.maml import default_loss
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.conjugate_gradient import (
     conjugate_gradient,
     dot,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from fastmeta.run_config import RunConfig
 
 
-class IMAML(MetaLearner):
+class IMAML(InnerLoopLearner):
     """Implicit MAML over any ``nn.Module``; every trainable parameter adapts.
 
     Args:
@@ -67,25 +67,19 @@ class IMAML(MetaLearner):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        if steps < 1 or (test_steps is not None and test_steps < 1):
-            raise ValueError(
-                f"iMAML needs inner steps >= 1; got steps={steps}, test_steps={test_steps}"
-            )
+        self.init_inner_loop(
+            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+            min_steps=1,
+        )  # fmt: skip
         if regularization <= 0:
             raise ValueError(f"regularization (lambda) must be > 0, got {regularization}")
         if cg_steps < 1:
             raise ValueError(f"cg_steps must be >= 1, got {cg_steps}")
-        check_strategy(strategy)
         self.model = model
         self.lr = lr
-        self.steps = steps
-        self.test_steps = steps if test_steps is None else test_steps
         self.regularization = regularization
         self.cg_steps = cg_steps
-        self.loss_fn = loss_fn or default_loss
-        self.inner_loss_scale = inner_loss_scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """Query losses after the proximal inner loop; ``loss.backward()`` gives the implicit

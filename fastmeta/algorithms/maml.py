@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
 from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import (
@@ -40,14 +40,7 @@ if TYPE_CHECKING:
     from fastmeta.run_config import RunConfig
 
 
-def default_loss(predictions: Tensor, targets: Tensor) -> Tensor:
-    """Cross-entropy for integer class targets, mean squared error for real targets."""
-    if targets.dtype.is_floating_point:
-        return F.mse_loss(predictions, targets)
-    return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1))
-
-
-class MAML(MetaLearner):
+class MAML(InnerLoopLearner):
     """Model-Agnostic Meta-Learning over any ``nn.Module``.
 
     Args:
@@ -88,21 +81,14 @@ class MAML(MetaLearner):
         inner_optimizer: InnerOptimizer | None = None,
     ) -> None:
         super().__init__()
-        if steps < 0 or (test_steps is not None and test_steps < 0):
-            raise ValueError(
-                f"inner steps must be >= 0; got steps={steps}, test_steps={test_steps}"
-            )
-        check_strategy(strategy)
+        self.init_inner_loop(
+            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+        )  # fmt: skip
         self.model = model
         self.lr = lr
-        self.steps = steps
-        self.test_steps = steps if test_steps is None else test_steps
         self.first_order = first_order
         self.adapt_filter = adapt
-        self.loss_fn = loss_fn or default_loss
-        self.inner_loss_scale = inner_loss_scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
         self.inner_optimizer = inner_optimizer or SGD()
 
     def inner_lr(self) -> LearningRate:

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.maml import default_loss
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
 from fastmeta.functional.inner import LossFn
 from fastmeta.functional.params import (
@@ -75,7 +75,7 @@ def multi_step_loss_weights(steps: int, progress: float, anneal_fraction: float)
     return [non_final] * (steps - 1) + [final]
 
 
-class MAMLPlusPlus(MetaLearner):
+class MAMLPlusPlus(InnerLoopLearner):
     """MAML++ over any ``nn.Module``.
 
     Args:
@@ -118,10 +118,11 @@ class MAMLPlusPlus(MetaLearner):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        if steps < 1 or (test_steps is not None and test_steps < 1):
-            raise ValueError(
-                f"MAML++ needs inner steps >= 1; got steps={steps}, test_steps={test_steps}"
-            )
+        self.init_inner_loop(
+            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+            min_steps=1,
+        )  # fmt: skip
         for name, value in [("multi_step_fraction", multi_step_fraction),
                             ("first_order_fraction", first_order_fraction)]:  # fmt: skip
             if not 0.0 <= value <= 1.0:
@@ -132,18 +133,11 @@ class MAMLPlusPlus(MetaLearner):
             )
         if batchnorm_statistics == "running" and not per_step_batchnorm:
             raise ValueError("batchnorm_statistics='running' needs per_step_batchnorm=True")
-        check_strategy(strategy)
         self.model = model
-        self.steps = steps
         self.batchnorm_statistics = batchnorm_statistics
-        self.test_steps = steps if test_steps is None else test_steps
         self.multi_step_fraction = multi_step_fraction
         self.first_order_fraction = first_order_fraction
         self.always_first_order = first_order
-        self.loss_fn = loss_fn or default_loss
-        self.inner_loss_scale = inner_loss_scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
         self.norm_layers: list[str] = []
         self.norm_weights = nn.ParameterList()
         self.norm_biases = nn.ParameterList()

@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.maml import default_loss, maml_arguments
+from fastmeta.algorithms.inner_loop import default_loss
+from fastmeta.algorithms.maml import maml_arguments
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.inner import LossFn
