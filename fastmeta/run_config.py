@@ -21,6 +21,9 @@ class AlgorithmConfig:
     ``inner_loss_scale`` multiplies the mean inner (support) loss: MAML's reference code sums the
     cross-entropy over the N*K support examples and divides by K, i.e. ``N`` times the mean, so
     its inner lr 0.4 for 5-way Omniglot is ``inner_lr=0.4, inner_loss_scale=5``.
+
+    ``checkpoint_inner_steps`` recomputes each inner step's activations in the backward pass
+    instead of keeping them (MAML, Meta-SGD, ANIL, BOIL; tasks then run one at a time).
     """
 
     name: str = "maml"
@@ -33,6 +36,7 @@ class AlgorithmConfig:
     distance: Literal["squared_euclidean", "cosine"] = "squared_euclidean"
     strategy: Literal["auto", "vmap", "loop"] = "auto"
     chunk_size: int | None = None
+    checkpoint_inner_steps: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -61,6 +61,10 @@ class MAML(InnerLoopLearner):
         inner_optimizer: the differentiable inner update rule (default plain SGD), e.g.
             :class:`~fastmeta.functional.optimizers.Adam`; the object API (:meth:`clone`) takes
             plain SGD steps only.
+        checkpoint_inner_steps: keep only each inner step's parameters for the backward pass
+            and recompute its activations there, so memory grows slowly with ``steps`` (second
+            order). Tasks then run one by one (``strategy`` ``"auto"`` or ``"loop"``) with a
+            backward per task unless ``accumulate_gradients`` is given a chunk size.
     """
 
     independent_tasks = True
@@ -79,6 +83,7 @@ class MAML(InnerLoopLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
         inner_optimizer: InnerOptimizer | None = None,
+        checkpoint_inner_steps: bool = False,
     ) -> None:
         super().__init__()
         self.init_inner_loop(
@@ -90,6 +95,18 @@ class MAML(InnerLoopLearner):
         self.first_order = first_order
         self.adapt_filter = adapt
         self.inner_optimizer = inner_optimizer or SGD()
+        if checkpoint_inner_steps and strategy == "vmap":
+            raise ValueError(
+                "checkpoint_inner_steps runs tasks one at a time (torch.func.vmap does not "
+                "support checkpointing): use strategy='loop' or 'auto'"
+            )
+        self.checkpoint_inner_steps = checkpoint_inner_steps
+
+    def default_backward_chunk(self, batch: TaskBatch) -> int | None:
+        """One task per backward when the inner steps are checkpointed (memory is the point)."""
+        if self.checkpoint_inner_steps and self.chunk_size is None:
+            return 1
+        return super().default_backward_chunk(batch)
 
     def inner_lr(self) -> LearningRate:
         """The inner learning rate(s); subclasses with learned rates override this."""
@@ -127,12 +144,13 @@ class MAML(InnerLoopLearner):
             fast = adapt(
                 forward, params, sx, sy, support_loss,
                 steps=steps, lr=lr, adapt_names=names, first_order=first_order,
-                optimizer=self.inner_optimizer,
+                optimizer=self.inner_optimizer, checkpoint_steps=self.checkpoint_inner_steps,
             )  # fmt: skip
             predictions = forward(fast, qx)
             return self.loss_fn(predictions, qy), predictions
 
-        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        strategy = "loop" if self.checkpoint_inner_steps else self.strategy
+        losses, predictions = map_tasks(task_fn, batch, strategy, self.chunk_size)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
     def clone(self, first_order: bool | None = None) -> Learner:
@@ -227,6 +245,7 @@ def maml_arguments(config: RunConfig) -> dict[str, Any]:
     return dict(
         lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         first_order=a.first_order, adapt=a.adapt, inner_loss_scale=a.inner_loss_scale,
+        checkpoint_inner_steps=a.checkpoint_inner_steps,
         strategy=a.strategy, chunk_size=a.chunk_size,
     )  # fmt: skip
 

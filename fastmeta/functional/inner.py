@@ -10,12 +10,14 @@ treats the inner gradients as constants (first-order MAML). Gradients are taken 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
-from fastmeta.functional.optimizers import SGD, InnerOptimizer
-from fastmeta.functional.params import Params, tasks_run_one_by_one
+from fastmeta.functional.optimizers import SGD, InnerOptimizer, State
+from fastmeta.functional.params import Params, one_task_at_a_time, tasks_run_one_by_one
 
 Forward = Callable[[Params, Tensor], Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -52,15 +54,25 @@ def adapt(
     adapt_names: Sequence[str],
     first_order: bool = False,
     optimizer: InnerOptimizer | None = None,
+    checkpoint_steps: bool = False,
 ) -> Params:
     """Run ``steps`` steps of ``optimizer`` (default plain SGD) on
     ``loss_fn(forward(params, inputs), targets)``.
 
     Only the parameters named in ``adapt_names`` change; the others are used as they are.
-    Returns a new dictionary (the input is not modified).
+    Returns a new dictionary (the input is not modified). ``checkpoint_steps`` keeps only each
+    step's parameters for the backward pass and recomputes the step's activations there
+    (second order, one task at a time only: ``torch.func`` transforms refuse checkpointing).
     """
     if steps < 0:
         raise ValueError(f"inner steps must be >= 0, got {steps}")
+    checkpoint_steps = checkpoint_steps and not first_order  # no graph between steps to save
+    if checkpoint_steps and not tasks_run_one_by_one():
+        raise ValueError(
+            "checkpointed inner steps run one task at a time: use strategy='loop' "
+            "(torch.func.vmap and torch.func.grad do not support the saved-tensor hooks "
+            "checkpointing needs)"
+        )
     fixed = {n: p for n, p in params.items() if n not in adapt_names}
     fast = {n: params[n] for n in adapt_names}
 
@@ -72,15 +84,46 @@ def adapt(
     grad_fn = (
         _autograd_grad(support_loss) if tasks_run_one_by_one() else torch.func.grad(support_loss)
     )
-    for step in range(steps):
+
+    def inner_step(step: int, fast: Params, state: State) -> tuple[Params, State]:
         if first_order:  # constants, also with respect to the parameters that do not adapt
             grads = grad_fn({n: p.detach() for n, p in fast.items()})
             grads = {n: g.detach() for n, g in grads.items()}
         else:
             grads = grad_fn(fast)
         rates = {n: step_lr(lr, step, n) for n in fast}
-        fast, state = optimizer.step(fast, grads, state, rates, step)
+        return optimizer.step(fast, grads, state, rates, step)
+
+    for step in range(steps):
+        if checkpoint_steps:
+            fast, state = _checkpointed(partial(inner_step, step), fast, state)
+        else:
+            fast, state = inner_step(step, fast, state)
     return {**fixed, **fast}
+
+
+def _checkpointed(
+    inner_step: Callable[[Params, State], tuple[Params, State]], fast: Params, state: State
+) -> tuple[Params, State]:
+    """``inner_step(fast, state)`` under non-reentrant activation checkpointing (which takes
+    and returns flat tensors; the optimizer state keeps its keys from step to step)."""
+    names = list(fast)
+    slots = [(key, name) for key, part in state.items() for name in part]
+
+    def flatten(fast: Params, state: State) -> list[Tensor]:
+        return [fast[n] for n in names] + [state[key][name] for key, name in slots]
+
+    def unflatten(flat: Sequence[Tensor]) -> tuple[Params, State]:
+        rebuilt: State = {key: {} for key in state}
+        for (key, name), tensor in zip(slots, flat[len(names) :], strict=True):
+            rebuilt[key][name] = tensor
+        return dict(zip(names, flat[: len(names)], strict=True)), rebuilt
+
+    def flat_step(*flat: Tensor) -> list[Tensor]:
+        with one_task_at_a_time():  # also when the backward pass recomputes it
+            return flatten(*inner_step(*unflatten(flat)))
+
+    return unflatten(checkpoint(flat_step, *flatten(fast, state), use_reentrant=False))
 
 
 def _autograd_grad(loss_fn: Callable[[Params], Tensor]) -> Callable[[Params], Params]:

@@ -143,7 +143,15 @@ def build_algorithm(
                 f"algorithm.options.num_classes={options.num_classes} but the training data has "
                 f"{train_classes} classes; leave it unset to use the data's count"
             )
-    return spec.build(config, model, options)
+    algorithm = spec.build(config, model, options)
+    if config.algorithm.checkpoint_inner_steps and not getattr(
+        algorithm, "checkpoint_inner_steps", False
+    ):
+        raise ValueError(
+            f"algorithm.checkpoint_inner_steps applies to maml, metasgd, anil and boil, not "
+            f"{config.algorithm.name}; leave it unset"
+        )
+    return algorithm
 
 
 def build_optimizer(

@@ -15,6 +15,7 @@ from torch import nn
 from fastmeta.algorithms.maml import MAML
 from fastmeta.functional import batched
 from fastmeta.functional.batched import plan
+from fastmeta.functional.optimizers import Adam
 from fastmeta.models import Conv4
 from tests.reference import meta_gradient, random_classification_batch
 
@@ -116,3 +117,46 @@ def test_tasks_leave_running_statistics_alone(strategy):
     assert torch.equal(model.running_mean, torch.zeros(4))
     assert torch.equal(model.running_var, torch.ones(4))
     assert model.weight.grad is not None and model.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("inner_optimizer", [None, Adam(betas=(0.0, 0.999))], ids=["sgd", "adam"])
+@pytest.mark.parametrize("first_order", [False, True])
+def test_checkpointed_inner_steps_match_reference(float64, inner_optimizer, first_order):
+    torch.manual_seed(3)
+    model = Conv4(1, 3, hidden=4, blocks=2)
+    batch = random_classification_batch(tasks=3, shape=(1, 6, 6), seed=3)
+    kwargs = dict(lr=0.3, steps=3, first_order=first_order, inner_optimizer=inner_optimizer)
+    expected = engine_gradient(model, batch, "loop", None, None, **kwargs)
+    if inner_optimizer is None:  # and plain SGD against the independent per-task loop
+        reference = meta_gradient(model, batch, 0.3, 3, first_order)
+        for name in reference:
+            torch.testing.assert_close(expected[name], reference[name], rtol=1e-9, atol=1e-11)
+    actual = engine_gradient(
+        model, batch, "auto", None, None, checkpoint_inner_steps=True, **kwargs
+    )
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-9, atol=1e-11, msg=name)
+
+
+def saved_elements(maml: MAML, batch) -> int:
+    """Elements of the tensors autograd keeps for the backward of one meta-loss."""
+    count = [0]
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        count[0] += tensor.numel()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        maml(batch)
+    return count[0]
+
+
+def test_checkpointing_keeps_far_less_for_the_backward_and_refuses_vmap():
+    torch.manual_seed(0)
+    batch = random_classification_batch(tasks=1, shape=(1, 16, 16))
+    model = Conv4(1, 3, hidden=8)
+    kept = saved_elements(MAML(model, steps=8, strategy="loop"), batch)
+    checkpointed = saved_elements(MAML(model, steps=8, checkpoint_inner_steps=True), batch)
+    assert checkpointed < kept / 3
+    with pytest.raises(ValueError, match="use strategy='loop' or 'auto'"):
+        MAML(model, strategy="vmap", checkpoint_inner_steps=True)
