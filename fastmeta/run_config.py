@@ -122,11 +122,13 @@ class TrainConfig:
 
     ``time_limit_minutes`` stops training once that much training time (summed over resumes,
     evaluation excluded) has passed, even before ``iterations``; schedules still span
-    ``iterations``, so set both when a schedule matters.
+    ``iterations``, so set both when a schedule matters. ``precision`` is the arithmetic of the
+    meta-steps (see :mod:`fastmeta.train.precision`); evaluation stays in float32.
     """
 
     iterations: int = 5000
     time_limit_minutes: float | None = None
+    precision: Literal["float32", "tf32", "bf16"] = "float32"
     val_every: int = 500
     val_episodes: int = 200
     early_stop_patience: int | None = None

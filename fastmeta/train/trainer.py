@@ -48,6 +48,7 @@ from fastmeta.train.checkpoint import (
 from fastmeta.train.distributed import Distributed
 from fastmeta.train.evaluate import summarize
 from fastmeta.train.logging import MetricsLog
+from fastmeta.train.precision import precision
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
 from fastmeta.train.sharding import average_gradients, gather_output, gather_scores, local_batch
 
@@ -328,7 +329,8 @@ class Trainer:
         self.algorithm.train()
         self.algorithm.start_step(step, self.config.train.iterations)
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
+        with precision(self.config.train.precision, self.device):
+            out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
         total = self.config.sampler.meta_batch
         average_gradients(self.algorithm.parameters(), self.dist, batch.num_tasks / total)
         return gather_output(out, self.dist, total)
@@ -436,6 +438,7 @@ class Trainer:
             "iterations": self.progress.step,
             "train_seconds": round(self.progress.train_seconds, 1),
             "time_limit_minutes": c.train.time_limit_minutes,
+            "train_precision": c.train.precision,
             "processes": self.dist.world_size,
             "reference": c.reference,
         }

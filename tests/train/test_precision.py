@@ -1,0 +1,57 @@
+"""Training precision: float32 and tf32 are plain float32 on a CPU, bf16 autocasts the meta-step,
+and the trainer runs and reports it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastmeta.algorithms import MAML
+from fastmeta.config import apply_overrides
+from fastmeta.models import Conv4
+from fastmeta.presets import load_config
+from fastmeta.train.precision import precision
+from fastmeta.train.trainer import Trainer
+from tests.reference import random_classification_batch
+
+CPU = torch.device("cpu")
+
+
+def meta_gradient(mode: str | None) -> torch.Tensor:
+    torch.manual_seed(0)
+    model = Conv4(1, 3, hidden=8, blocks=2)
+    batch = random_classification_batch(tasks=4, shape=(1, 12, 12))
+    maml = MAML(model, lr=0.3, steps=1)
+    if mode is None:
+        maml.accumulate_gradients(batch, None)
+    else:
+        with precision(mode, CPU):
+            maml.accumulate_gradients(batch, None)
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_float32_and_tf32_are_plain_float32_on_a_cpu_and_bf16_is_not():
+    plain = meta_gradient(None)
+    assert torch.equal(meta_gradient("float32"), plain)
+    assert torch.equal(meta_gradient("tf32"), plain)
+    bf16 = meta_gradient("bf16")
+    assert torch.isfinite(bf16).all() and bf16.dtype == torch.float32
+    assert not torch.allclose(bf16, plain, rtol=1e-3, atol=0)
+
+
+def test_unknown_precision_names_the_choices():
+    with (
+        pytest.raises(ValueError, match="choose one of float32, tf32, bf16"),
+        precision("fp8", CPU),
+    ):
+        pass
+
+
+def test_trainer_trains_in_bf16_and_reports_it(tmp_path):
+    config = apply_overrides(load_config("sine-maml"), [
+        "train.iterations=5", "train.val_every=0", "train.checkpoint_every=5",
+        "eval.episodes=10", "model.layers=[8]", "sampler.meta_batch=2", "train.precision=bf16",
+    ])  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["train_precision"] == "bf16" and report["iterations"] == 5
+    assert report["loss"]["non_finite"] == 0
