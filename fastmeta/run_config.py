@@ -46,7 +46,8 @@ class ModelConfig:
 
     ``channels`` are ResNet-12's four block widths. Where the algorithm needs a feature map
     (Relation Networks), ``conv4`` is Sung et al.'s encoder (max-pool after the first two of its
-    four blocks) and ``resnet12`` returns its last block's map.
+    four blocks) and ``resnet12`` returns its last block's map. ``drop_rate`` and
+    ``drop_block_size`` add DropBlock to ResNet-12 (MetaOptNet: block size 5).
     """
 
     name: Literal["conv4", "resnet12", "mlp"] = "conv4"
@@ -55,6 +56,8 @@ class ModelConfig:
     downsample: Literal["stride", "maxpool"] = "stride"
     layers: tuple[int, ...] = (40, 40)
     init: Literal["torch", "maml"] = "torch"
+    drop_rate: float = 0.0
+    drop_block_size: int = 5
 
 
 @dataclass(frozen=True)

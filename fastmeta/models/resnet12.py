@@ -5,7 +5,8 @@ them), a 1x1 convolution with BatchNorm on the shortcut, LeakyReLU after the sum
 max-pooling. Widths 64-160-320-640 by default (84x84 images give ``[640, 5, 5]``). BatchNorm
 uses batch statistics always (``track_running_stats=False``), like the library's Conv4, so the
 network runs unchanged under the functional engine and ``vmap`` (per-episode, transductive
-statistics). DropBlock, which MetaOptNet adds for regularisation, is not implemented.
+statistics). ``drop_rate > 0`` adds DropBlock after the last two blocks, MetaOptNet's
+regularisation (block size 5 there); it is active in training only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+
+from fastmeta.models.dropblock import DropBlock
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
@@ -51,6 +54,7 @@ class ResNet12(nn.Module):
         channels: widths of the four blocks.
         feature_map: return the last block's map ``[N, C, H, W]`` (no mean, no head), e.g. for
             Relation Networks.
+        drop_rate, drop_block_size: DropBlock after blocks 3 and 4 (0: none).
     """
 
     def __init__(
@@ -59,6 +63,8 @@ class ResNet12(nn.Module):
         out_features: int | None = None,
         channels: Sequence[int] = (64, 160, 320, 640),
         feature_map: bool = False,
+        drop_rate: float = 0.0,
+        drop_block_size: int = 5,
     ) -> None:
         super().__init__()
         if len(channels) != 4 or any(c < 1 for c in channels):
@@ -66,7 +72,12 @@ class ResNet12(nn.Module):
         if feature_map and out_features is not None:
             raise ValueError("feature_map=True returns the map itself; set out_features=None")
         widths = [in_channels, *channels]
-        self.blocks = nn.Sequential(*(ResidualBlock(widths[i], widths[i + 1]) for i in range(4)))
+        blocks: list[nn.Module] = []
+        for i in range(4):
+            blocks.append(ResidualBlock(widths[i], widths[i + 1]))
+            if i >= 2 and drop_rate > 0:
+                blocks.append(DropBlock(drop_rate, drop_block_size))
+        self.blocks = nn.Sequential(*blocks)
         self.feature_map = feature_map
         self.head = nn.Linear(channels[-1], out_features) if out_features is not None else None
 

@@ -107,8 +107,13 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...]) -> nn.Module:
     if m.name == "resnet12":
         return ResNet12(
             input_shape[0], None if metric else config.sampler.ways, m.channels,
-            feature_map=output == "feature_map",
+            feature_map=output == "feature_map", drop_rate=m.drop_rate,
+            drop_block_size=m.drop_block_size,
         )  # fmt: skip
+    if m.drop_rate:
+        raise ValueError(
+            f"model.drop_rate (DropBlock) applies to model.name=resnet12, not {m.name}; set it to 0"
+        )
     if output == "feature_map" and m.name == "conv4":
         from fastmeta.algorithms.relation import relation_encoder
 
