@@ -11,18 +11,18 @@ round's tasks/s and the peak memory of one meta-step (see :mod:`benchmarks.measu
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import torch
 
 from benchmarks.measure import (
     alternating_rounds,
     machine,
     median,
+    parse,
     peak_memory_mb,
     synchronizer,
+    timing_arguments,
 )
+from benchmarks.report import publish
 from benchmarks.workloads import conv4, synthetic_batch
 from fastmeta.algorithms import MAML
 
@@ -65,32 +65,22 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--meta-batch", type=int, default=4)
     parser.add_argument("--queries", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser)
     started = machine(torch.device("cpu"))
     rows = []
     for steps in args.steps:
         rows += measure(steps, args.meta_batch, args.queries, args.rounds, args.seconds)
-    print("| inner steps | activations | tasks/s | peak MB | gradient difference |")
-    print("|---:|---|---:|---:|---:|")
-    for row in rows:
-        print(
-            f"| {row['steps']} | {row['activations']} | {row['tasks_per_s']:.1f} | "
-            f"{row['peak_memory_mb']:.0f} | {row['relative_gradient_difference']:.1e} |"
-        )
-    print(f"{started}; load average after {machine(torch.device('cpu'))['load_average']}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"machine": started, "rows": rows}, handle, indent=2)
+    columns = [
+        ("inner steps", "steps", "d"), ("activations", "activations", ""),
+        ("tasks/s", "tasks_per_s", ".1f"), ("peak MB", "peak_memory_mb", ".0f"),
+        ("gradient difference", "relative_gradient_difference", ".1e"),
+    ]  # fmt: skip
+    after = machine(torch.device("cpu"))["load_average"]
+    publish(rows, columns, started, after, args.json)
 
 
 if __name__ == "__main__":

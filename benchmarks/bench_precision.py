@@ -11,12 +11,17 @@ is float32).
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import torch
 
-from benchmarks.measure import alternating_rounds, machine, median, synchronizer
+from benchmarks.measure import (
+    alternating_rounds,
+    machine,
+    median,
+    parse,
+    synchronizer,
+    timing_arguments,
+)
+from benchmarks.report import publish
 from benchmarks.verify import maml_reference_gradient
 from benchmarks.workloads import MamlConfig, batch_for, conv4
 from fastmeta.algorithms import MAML
@@ -69,31 +74,21 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser)
     device = torch.device(args.device)
     started = machine(device)
     rows = []
     for config in WORKLOADS:
         rows += measure(config, device, args.rounds, args.seconds)
-    print("| workload | precision | tasks/s | meta-gradient error vs float64 | cosine |")
-    print("|---|---|---:|---:|---:|")
-    for row in rows:
-        print(
-            f"| {row['workload']} | {row['precision']} | {row['tasks_per_s']:.1f} | "
-            f"{row['relative_gradient_error']:.1e} | {row['cosine_to_reference']:.4f} |"
-        )
-    print(f"{started}; load average after {machine(device)['load_average']}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"machine": started, "rows": rows}, handle, indent=2)
+    columns = [
+        ("workload", "workload", ""), ("precision", "precision", ""),
+        ("tasks/s", "tasks_per_s", ".1f"),
+        ("meta-gradient error vs float64", "relative_gradient_error", ".1e"),
+        ("cosine", "cosine_to_reference", ".4f"),
+    ]  # fmt: skip
+    publish(rows, columns, started, machine(device)["load_average"], args.json)
 
 
 if __name__ == "__main__":

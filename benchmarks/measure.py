@@ -8,6 +8,7 @@ allocated before the step; on CPU, the growth of the process's resident set (Lin
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import gc
@@ -117,3 +118,22 @@ def machine(device: torch.device) -> dict[str, object]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def timing_arguments(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every small benchmark script shares: ``--rounds``,
+    ``--seconds``, ``--threads`` (torch intra-op threads, applied by :func:`parse`), ``--json``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of a round")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--json", help="also write the rows here")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and apply ``--threads``."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 
@@ -57,3 +58,26 @@ def table(rows: list[Row], baseline: str) -> str:
                 cells += f"  {r.status.upper()}: {r.note}"
             lines.append(cells)
     return "\n".join(lines)
+
+
+Column = tuple[str, str, str]
+"""A markdown column: its header, the row key it shows, and the format of the value."""
+
+
+def publish(
+    rows: list[dict[str, object]],
+    columns: list[Column],
+    started: dict[str, object],
+    load_after: object,
+    json_path: str | None,
+) -> None:
+    """Print ``rows`` as a markdown table and the machine; write both as JSON when asked."""
+    print("| " + " | ".join(header for header, _, _ in columns) + " |")
+    print("|" + "|".join("---:" if form else "---" for _, _, form in columns) + "|")
+    for row in rows:
+        cells = (format(row[key], form) for _, key, form in columns)
+        print("| " + " | ".join(cells) + " |")
+    print(f"{started}; load average after {load_after}")
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump({"machine": started, "rows": rows}, handle, indent=2)
