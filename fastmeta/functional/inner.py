@@ -4,7 +4,8 @@
 Second order (the default) keeps the steps differentiable, so a query loss of the result
 back-propagates into the initial parameters and into learnable learning rates; first order
 treats the inner gradients as constants (first-order MAML). Gradients are taken with
-``torch.func.grad``, which composes with ``vmap`` over tasks and with ordinary autograd outside.
+``torch.func.grad``, which composes with ``vmap`` over tasks and with ordinary autograd outside,
+or, when tasks run one at a time, with plain autograd (the same numbers, less overhead).
 """
 
 from __future__ import annotations

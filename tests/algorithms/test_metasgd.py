@@ -48,7 +48,7 @@ def reference_gradients(model, rates, batch, steps, first_order):
 @pytest.mark.parametrize("kind", ["mlp", "conv_bn"])
 @pytest.mark.parametrize("steps", [1, 2])
 @pytest.mark.parametrize("first_order", [False, True])
-@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+@pytest.mark.parametrize("strategy", ["loop", "vmap", "checkpointed"])
 def test_meta_gradients_of_init_and_rates_match_a_plain_loop(
     float64, kind, steps, first_order, strategy
 ):
@@ -57,7 +57,11 @@ def test_meta_gradients_of_init_and_rates_match_a_plain_loop(
         model, batch = MLP(1, [12, 12], 1), random_regression_batch()
     else:
         model, batch = Conv4(1, 3, hidden=6, blocks=2), random_classification_batch()
-    metasgd = MetaSGD(model, lr=0.1, steps=steps, first_order=first_order, strategy=strategy)
+    checkpointed = strategy == "checkpointed"  # inner steps recomputed in the backward
+    metasgd = MetaSGD(
+        model, lr=0.1, steps=steps, first_order=first_order,
+        strategy="loop" if checkpointed else strategy, checkpoint_inner_steps=checkpointed,
+    )  # fmt: skip
     with torch.no_grad():  # distinct rates per entry, so a mix-up of entries would show
         for rate in metasgd.rates.values():
             rate.uniform_(0.05, 0.15)
