@@ -4,6 +4,7 @@ adapt and export."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -137,7 +138,11 @@ def _train(args: argparse.Namespace) -> int:
             return _train_in_session(args, reports=session.is_main)
         except PeerFailureError as error:
             print(f"fastmeta train: {error}", file=sys.stderr)
-            return 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The process group is broken: tearing it down can wait on, or abort in, a gloo
+            # thread still blocked on the lost peer (seen as SIGABRT), so leave at once.
+            os._exit(1)
 
 
 def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
