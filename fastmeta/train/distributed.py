@@ -166,6 +166,9 @@ def distributed_session(timeout_s: float | None = None) -> Iterator[Distributed]
     _session = this
     try:
         yield this
+        # No process tears the group down while another still uses it (seen as a gloo thread
+        # aborting the process at exit).
+        this._guard(dist.barrier, "finishing together")
     finally:
         _session = None
         dist.destroy_process_group()
