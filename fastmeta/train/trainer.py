@@ -231,16 +231,17 @@ class Trainer:
             total=t.iterations, initial=self.progress.step, disable=not self.progress_bar,
             desc=self.config.name, dynamic_ncols=True,
         )  # fmt: skip
-        started, done_here = time.perf_counter(), 0
-        seconds_before = self.progress.train_seconds
+        done_here, seconds_before = 0, self.progress.train_seconds
         try:
             out_of_time = self._out_of_time()
             while self.progress.step < t.iterations and not out_of_time:
+                started = time.perf_counter()
                 out = self.train_step()
+                self.progress.train_seconds += time.perf_counter() - started
                 done_here += 1
-                self.progress.train_seconds = seconds_before + time.perf_counter() - started
                 step = self.progress.step
-                rate = done_here * self.config.sampler.meta_batch / (time.perf_counter() - started)
+                seconds_here = self.progress.train_seconds - seconds_before
+                rate = done_here * self.config.sampler.meta_batch / seconds_here
                 bar.update(1)
                 if step % t.log_every == 0 or step == t.iterations:
                     values = {"loss": float(out.loss), "tasks_per_s": rate}
@@ -341,7 +342,10 @@ class Trainer:
         summary_key = "accuracy" if "accuracy" in scores else "loss"
         summary = summarize(scores[summary_key])
         if log is not None:
-            log.log(self.progress.step, "val", **{summary_key: summary.mean, "ci95": summary.ci95})
+            log.log(
+                self.progress.step, "val", **{summary_key: summary.mean, "ci95": summary.ci95},
+                train_seconds=round(self.progress.train_seconds, 1),
+            )  # fmt: skip
         score = summary.mean if summary_key == "accuracy" else -summary.mean
         p = self.progress
         if score > p.best_score:

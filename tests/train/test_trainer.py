@@ -69,7 +69,7 @@ def test_resume_after_interruption_ends_exactly_like_an_uninterrupted_run(tmp_pa
     for name in a:
         assert torch.equal(a[name], b[name]), name
     rows = lambda d: [  # noqa: E731
-        {k: v for k, v in json.loads(line).items() if k != "tasks_per_s"}
+        {k: v for k, v in json.loads(line).items() if k not in ("tasks_per_s", "train_seconds")}
         for line in (d / "metrics.jsonl").read_text().splitlines()
     ]
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
@@ -195,6 +195,26 @@ def test_time_limit_stops_training_saves_the_step_and_survives_resume(tmp_path, 
     assert f"step-{stopped:08d}" in {p.stem for p in list_checkpoints(tmp_path)}
     resumed = Trainer.resume(tmp_path, progress_bar=False)
     assert resumed.fit()["iterations"] == stopped  # the budget is spent: no further step
+
+
+def test_training_time_counts_meta_steps_not_validation(tmp_path, monkeypatch):
+    clock = TickingClock()  # one second per reading: two readings per meta-step
+    monkeypatch.setattr("fastmeta.train.trainer.time", clock)
+    trainer = Trainer.create(
+        small_config("train.iterations=20", "train.val_every=5"), tmp_path, progress_bar=False
+    )  # fmt: skip
+    evaluate = trainer.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        clock.now += 100.0  # validation "takes" 100 s of wall time
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    report = trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["train_seconds"]) for r in rows if r["phase"] == "val"]
+    assert val == [(5, 5.0), (10, 10.0), (15, 15.0), (20, 20.0)]
+    assert report["train_seconds"] == 20.0
 
 
 def test_time_limit_must_be_positive():
