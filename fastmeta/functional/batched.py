@@ -27,7 +27,7 @@ TaskFn = Callable[[Tensor, Tensor, Tensor, Tensor], Out]
 CPU_ELEMENTS_PER_CALL = 128_000
 """On a CPU, ``"auto"`` vmaps at most this many input elements (support and query of every task
 of one call), 16 five-way one-shot Omniglot tasks with one query per class, and loops when fewer
-than :data:`CPU_MIN_VMAP_TASKS` tasks fit in it.
+than :data:`CPU_MIN_VMAP_TASKS` tasks fit in it or the batch (or ``chunk_size``) has fewer.
 
 Measured on a 2-core CPU, one thread (Conv4 with BatchNorm, 5-way 1-shot Omniglot shapes): MAML
 with 1 query per class (10 images a task) ran 140-157 tasks/s vmapped against 118 looped (second
@@ -35,7 +35,9 @@ order, meta-batch 32); with 15 queries per class (80 images) vmap in chunks of 6
 tasks/s against the loop's 48 (meta-batch 4), and ProtoNets (15 queries, meta-batch 32) 2.6-5.5
 against 7.1. With a backward per chunk (:func:`backward_chunk`), chunks of 12-24 one-query tasks
 beat one call over all 32 (second order: 159-164 against 137 tasks/s for 1 step, 36-37 against
-32 for 5 steps; first order, 5 steps: 105 against 108), so the budget is 16 such tasks.
+32 for 5 steps; first order, 5 steps: 105 against 108), so the budget is 16 such tasks. With
+only 4 one-query tasks the loop was as fast or faster (first order, 5 steps: 80 against 63
+tasks/s; second order, 1 step: 113 against 110).
 """
 CPU_MIN_VMAP_TASKS = 8
 
@@ -60,7 +62,8 @@ def plan(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> Plan
 
     ``"auto"`` means vmap with the given chunks on accelerators. On a CPU it means vmap in
     chunks of at most :data:`CPU_ELEMENTS_PER_CALL` input elements (never more tasks than
-    ``chunk_size``), and a loop when fewer than :data:`CPU_MIN_VMAP_TASKS` tasks fit in that.
+    ``chunk_size``), and a loop when a chunk would hold fewer than :data:`CPU_MIN_VMAP_TASKS`
+    tasks: they do not fit, or the batch or ``chunk_size`` is smaller.
     """
     check_strategy(strategy)
     if strategy != "auto":
@@ -68,10 +71,12 @@ def plan(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> Plan
     if batch.device.type != "cpu":
         return Plan("vmap", chunk_size)
     per_task = math.prod(batch.support_x.shape[1:]) + math.prod(batch.query_x.shape[1:])
-    fits = CPU_ELEMENTS_PER_CALL // max(per_task, 1)
-    if fits < CPU_MIN_VMAP_TASKS:
+    chunk = CPU_ELEMENTS_PER_CALL // max(per_task, 1)
+    if chunk_size is not None:
+        chunk = min(chunk, chunk_size)
+    if min(chunk, batch.num_tasks) < CPU_MIN_VMAP_TASKS:
         return Plan("loop", chunk_size)
-    return Plan("vmap", fits if chunk_size is None else min(chunk_size, fits))
+    return Plan("vmap", chunk)
 
 
 def backward_chunk(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> int | None:

@@ -89,9 +89,84 @@ def _batch_norm_by_hand(
 def functional_forward(
     module: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor], *args: Any
 ) -> Any:
-    """``module(*args)`` computed with ``params`` and ``buffers`` in place of the module's own."""
+    """``module(*args)`` computed with ``params`` and ``buffers`` in place of the module's own.
+
+    One task at a time, a module whose only buffers are BatchNorm's is called with its tensors
+    swapped in place (:func:`_swapped_call`), which skips ``functional_call``'s bookkeeping and
+    the per-operation hook of :class:`_BatchNormAffineByHand`: 0.13 ms less per Conv4 forward
+    on a CPU, 8-10 % of a one-query MAML task.
+    """
+    if tasks_run_one_by_one():
+        layout = _swappable_layout(module)
+        if layout is not None:
+            return _swapped_call(module, layout, {**params, **buffers}, args)
+    # BatchNorm counts its training forwards in place, outside F.batch_norm: count on a copy
+    buffers = {
+        n: b.clone() if n.rpartition(".")[2] == "num_batches_tracked" else b
+        for n, b in buffers.items()
+    }
     with _BatchNormAffineByHand():
-        return torch.func.functional_call(module, (dict(params), dict(buffers)), args)
+        return torch.func.functional_call(module, (dict(params), buffers), args)
+
+
+_BatchNorm = nn.modules.batchnorm._BatchNorm
+_RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+Slot = tuple[dict, str]
+
+
+def _swappable_layout(module: nn.Module) -> tuple[dict[str, Slot], list[_BatchNorm]] | None:
+    """Where each parameter and buffer lives (by full name) and the BatchNorm layers, or None
+    when swapping would not match ``functional_call`` under :class:`_BatchNormAffineByHand`: a
+    parametrized submodule, or a buffer outside BatchNorm layers (whose running statistics
+    :func:`_swapped_call` hides in training mode)."""
+    slots: dict[str, Slot] = {}
+    batch_norms = []
+    for prefix, sub in module.named_modules(remove_duplicate=False):
+        if "parametrizations" in sub._modules:
+            return None
+        if isinstance(sub, _BatchNorm):
+            batch_norms.append(sub)
+        elif sub._buffers:
+            return None
+        for store in (sub._parameters, sub._buffers):
+            for key in store:
+                slots[f"{prefix}.{key}" if prefix else key] = (store, key)
+    return slots, batch_norms
+
+
+def _swapped_call(
+    module: nn.Module,
+    layout: tuple[dict[str, Slot], list[_BatchNorm]],
+    tensors: Mapping[str, Tensor],
+    args: tuple,
+) -> Any:
+    """``module(*args)`` with ``tensors`` set where the names live, tied aliases included, and
+    BatchNorm running statistics set to None in training mode (batch statistics, nothing
+    updated); everything is put back afterwards, also when the forward raises."""
+    slots, batch_norms = layout
+    unknown = [name for name in tensors if name not in slots]
+    if unknown:
+        raise ValueError(f"{type(module).__name__} has no parameter or buffer named {unknown}")
+    by_identity = {id(store[key]): tensors[name] for name, (store, key) in slots.items()
+                   if name in tensors and store[key] is not None}  # fmt: skip
+    saved: list[tuple[dict, str, Tensor | None]] = []
+    try:
+        for name, (store, key) in slots.items():
+            current = store[key]
+            new = tensors.get(name) if current is None else by_identity.get(id(current))
+            if new is not None and new is not current:
+                saved.append((store, key, current))
+                store[key] = new
+        for layer in batch_norms:
+            if layer.training:
+                for key in _RUNNING_STATISTICS:
+                    if layer._buffers.get(key) is not None:
+                        saved.append((layer._buffers, key, layer._buffers[key]))
+                        layer._buffers[key] = None
+        return module(*args)
+    finally:
+        for store, key, old in reversed(saved):
+            store[key] = old
 
 
 NameFilter = Callable[[str], bool]

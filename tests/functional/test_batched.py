@@ -52,7 +52,13 @@ def test_auto_on_cpu_vmaps_chunks_that_fit_the_element_budget():
     assert chosen.strategy == "vmap"
     assert chosen.chunk_size * per_task <= CPU_ELEMENTS_PER_CALL
     assert (chosen.chunk_size + 1) * per_task > CPU_ELEMENTS_PER_CALL
-    assert plan("auto", batch, chunk_size=2) == Plan("vmap", 2)
+    assert plan("auto", batch, chunk_size=12) == Plan("vmap", 12)
+
+
+def test_auto_on_cpu_loops_over_fewer_tasks_than_pay_for_vmap():
+    assert plan("auto", omniglot_shaped(CPU_MIN_VMAP_TASKS, 1)).strategy == "vmap"
+    assert plan("auto", omniglot_shaped(CPU_MIN_VMAP_TASKS - 1, 1)) == Plan("loop", None)
+    assert plan("auto", omniglot_shaped(128, 1), chunk_size=2) == Plan("loop", 2)
 
 
 def test_auto_on_cpu_loops_over_tasks_too_big_to_batch():
@@ -63,7 +69,7 @@ def test_auto_on_cpu_loops_over_tasks_too_big_to_batch():
         torch.zeros(4, 1),
     )  # fmt: skip
     assert plan("auto", batch, chunk_size=3) == Plan("loop", 3)
-    assert resolve_strategy("auto", random_regression_batch()) == "vmap"
+    assert resolve_strategy("auto", random_regression_batch(tasks=CPU_MIN_VMAP_TASKS)) == "vmap"
 
 
 def test_auto_vmaps_whole_chunks_off_the_cpu_and_explicit_choices_stand():

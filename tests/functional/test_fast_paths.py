@@ -49,7 +49,7 @@ def engine_gradient(model: nn.Module, batch, strategy, chunk_size, backward_chun
 def test_path_matches_reference(float64, strategy, chunk_size, backward_chunk, first_order, steps):
     torch.manual_seed(steps)
     model = Conv4(1, 3, hidden=4, blocks=2)
-    batch = random_classification_batch(tasks=5, shape=(1, 6, 6), seed=steps)
+    batch = random_classification_batch(tasks=8, shape=(1, 6, 6), seed=steps)  # auto: vmap
     expected = meta_gradient(model, batch, 0.3, steps, first_order)
     actual = engine_gradient(
         model, batch, strategy, chunk_size, backward_chunk,
@@ -83,7 +83,7 @@ def test_auto_backward_per_planned_chunk_matches_reference(float64, monkeypatch,
 
 def test_auto_resolves_both_ways_on_this_cpu():
     """The two concrete paths ``auto`` takes on a CPU are both exercised above."""
-    small = random_classification_batch(tasks=5)
+    small = random_classification_batch(tasks=8)
     large = random_classification_batch(tasks=2, shape=(3, 84, 84), queries=15)
     assert plan("auto", small).strategy == "vmap"
     assert plan("auto", large).strategy == "loop"
