@@ -142,7 +142,9 @@ def _swapped_call(
 ) -> Any:
     """``module(*args)`` with ``tensors`` set where the names live, tied aliases included, and
     BatchNorm running statistics set to None in training mode (batch statistics, nothing
-    updated); everything is put back afterwards, also when the forward raises."""
+    updated); everything is put back afterwards, also when the forward raises. This is what
+    ``functional_call`` does inside (it too swaps the tensors in for the call), minus its
+    general bookkeeping; the module is never left changed."""
     slots, batch_norms = layout
     unknown = [name for name in tensors if name not in slots]
     if unknown:
