@@ -22,6 +22,7 @@ from benchmarks import bench_maml, bench_protonet, bench_sampling
 from benchmarks.measure import machine
 from benchmarks.peers import LEARN2LEARN
 from benchmarks.report import Row, table
+from fastmeta.train.allocator import keep_freed_memory
 
 PARTS = ("maml", "protonet", "sampling")
 
@@ -57,7 +58,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="alternating timing rounds (default 3; 2 quick)")
     parser.add_argument("--seconds", type=float, help="length of a round (default 1; 0.3 quick)")
     parser.add_argument("--json", default="runs/benchmark-results.json", help="write results here")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="tune glibc malloc as the fastmeta CLI does (applies to every method alike)",
+    )
     args = parser.parse_args(argv)
+    if args.keep_freed_memory and not keep_freed_memory():
+        parser.error("--keep-freed-memory needs glibc (Linux)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -85,11 +93,13 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{started['cpu']}; torch {started['torch']}, {started['threads']} threads, "
         f"device {device}; load average (1 min) before/after "
         f"{started['load_average'][0]:.2f} / {finished['load_average'][0]:.2f}"  # type: ignore[index]
+        f"; glibc malloc {'tuned' if args.keep_freed_memory else 'default'}"
     )
     report = {
         "command": " ".join([sys.executable, "-m", "benchmarks", *(argv or sys.argv[1:])]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": started,
+        "keep_freed_memory": args.keep_freed_memory,
         "load_average_after": finished["load_average"],
         "rows": [row.as_dict() for row in rows],
     }

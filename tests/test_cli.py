@@ -20,6 +20,18 @@ def test_presets_are_listed(capsys):
         assert name in out
 
 
+@pytest.mark.parametrize("setting,tuned", [(None, True), ("1", True), ("0", False)])
+def test_the_cli_keeps_freed_memory_unless_told_not_to(monkeypatch, capsys, setting, tuned):
+    calls = []
+    monkeypatch.setattr("fastmeta.train.allocator.keep_freed_memory", lambda: calls.append(1))
+    if setting is None:
+        monkeypatch.delenv("FASTMETA_KEEP_FREED_MEMORY", raising=False)
+    else:
+        monkeypatch.setenv("FASTMETA_KEEP_FREED_MEMORY", setting)
+    assert main(["presets"]) == 0
+    assert calls == ([1] if tuned else [])
+
+
 def test_train_then_eval_with_another_protocol(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "sine-maml", *TINY, "--out", str(run), "--no-progress"]) == 0
