@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
-        help="tune glibc malloc as the fastmeta CLI does (applies to every method alike)",
+        help="tune glibc malloc as the fastmeta CLI does, for every method alike; peak memory "
+        "then counts only what no earlier method freed",
     )
     args = parser.parse_args(argv)
     if args.keep_freed_memory and not keep_freed_memory():

@@ -36,8 +36,8 @@ tasks/s against the loop's 48 (meta-batch 4), and ProtoNets (15 queries, meta-ba
 against 7.1. With a backward per chunk (:func:`backward_chunk`), chunks of 12-24 one-query tasks
 beat one call over all 32 (second order: 159-164 against 137 tasks/s for 1 step, 36-37 against
 32 for 5 steps; first order, 5 steps: 105 against 108), so the budget is 16 such tasks. With
-only 4 one-query tasks the loop was as fast or faster (first order, 5 steps: 80 against 63
-tasks/s; second order, 1 step: 113 against 110).
+only 4 one-query tasks the loop was faster (second order, 1 step: 122.7 against 107.5 tasks/s;
+first order, 5 steps: 85.8 against 71.6); with 8, vmap (128.0 against 120.8).
 """
 CPU_MIN_VMAP_TASKS = 8
 
