@@ -48,7 +48,7 @@ def speed_table(rows: list[dict]) -> list[str]:
         memory = [measured.get(m, {}).get("peak_memory_mb") for m in (AUTO, LEARN2LEARN)]
         return [
             workload,
-            *(_number(speed.get(m)) if m in measured else "-" for m in methods),
+            *(_number(speed.get(m)) for m in methods),
             best or "-",
             _number(ratio, ".2f") + ("x" if ratio else ""),
             " / ".join(_number(mb, ",.0f") for mb in memory),
