@@ -96,11 +96,17 @@ def build_boil(config: RunConfig, model: nn.Module, options: Any) -> BOIL:
 
 register(
     AlgorithmSpec(
-        "anil", build_anil, description="ANIL: MAML adapting only the head (Raghu et al. 2020)"
+        "anil",
+        build_anil,
+        exports=True,
+        description="ANIL: MAML adapting only the head (Raghu et al. 2020)",
     )
 )
 register(
     AlgorithmSpec(
-        "boil", build_boil, description="BOIL: MAML adapting only the body (Oh et al. 2021)"
+        "boil",
+        build_boil,
+        exports=True,
+        description="BOIL: MAML adapting only the body (Oh et al. 2021)",
     )
 )

@@ -76,6 +76,12 @@ class MetaLearner(nn.Module):
         with torch.no_grad():
             return self(batch)
 
+    def task_classifier(self, support_x: Tensor, support_y: Tensor) -> nn.Module:
+        """A plain module mapping query images to logits for the classes of one support set,
+        with no further adaptation (what ``fastmeta export`` saves). Learners that support it
+        say so on their registry entry (``exports``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be exported as a classifier")
+
     def default_backward_chunk(self, batch: TaskBatch) -> int | None:
         """Tasks per backward pass when :meth:`accumulate_gradients` is given no chunk size:
         for :attr:`independent_tasks` learners what

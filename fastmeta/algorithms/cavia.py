@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import map_tasks
-from fastmeta.functional.inner import LossFn
-from fastmeta.functional.params import functional_forward, module_state
+from fastmeta.functional.inner import LossFn, descend
+from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.models import MLP, Conv4
 from fastmeta.models.film import ContextModel
 from fastmeta.tasks import TaskBatch
@@ -42,8 +41,6 @@ class CAVIA(InnerLoopLearner):
         loss_fn, inner_loss_scale, strategy, chunk_size: as in :class:`~fastmeta.algorithms.MAML`.
     """
 
-    independent_tasks = True
-
     def __init__(
         self,
         model: nn.Module,
@@ -58,27 +55,15 @@ class CAVIA(InnerLoopLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.init_inner_loop(
-            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+        super().__init__(
+            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
             inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+            first_order=first_order,
         )  # fmt: skip
         if context_dim < 1:
             raise ValueError(f"context_dim must be >= 1, got {context_dim}")
-        self.model = model
         self.context_dim = context_dim
         self.lr = lr
-        self.first_order = first_order
-
-    def forward(self, batch: TaskBatch) -> MetaOutput:
-        """Query losses after adapting each task's context on its support set."""
-        return self.run(batch, steps=self.steps, first_order=self.first_order)
-
-    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
-        """Adapt with ``test_steps`` (or ``steps``) and score the queries; builds no graph."""
-        steps = self.test_steps if steps is None else steps
-        with torch.no_grad():
-            return self.run(batch, steps=steps, first_order=True)
 
     def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
         """Adapt every task's context for ``steps`` steps and score its query set."""
@@ -88,14 +73,12 @@ class CAVIA(InnerLoopLearner):
             return functional_forward(self.model, params, buffers, x, context)
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            def support_loss(context: Tensor) -> Tensor:
-                return self.inner_loss_scale * self.loss_fn(forward(sx, context), sy)
+            def support_loss(fast: Params, step: int) -> Tensor:
+                return self.support_loss(forward(sx, fast["context"]), sy)
 
-            context = sx.new_zeros(self.context_dim)
-            for _ in range(steps):
-                grad = torch.func.grad(support_loss)(context)
-                context = context - self.lr * (grad.detach() if first_order else grad)
-            predictions = forward(qx, context)
+            start = {"context": sx.new_zeros(self.context_dim)}
+            fast = descend(support_loss, start, steps=steps, lr=self.lr, first_order=first_order)
+            predictions = forward(qx, fast["context"])
             return self.loss_fn(predictions, qy), predictions
 
         losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)

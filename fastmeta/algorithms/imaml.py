@@ -27,7 +27,7 @@ from fastmeta.functional.conjugate_gradient import (
     dot,
     hessian_vector_product,
 )
-from fastmeta.functional.inner import LossFn
+from fastmeta.functional.inner import LossFn, Proximal, descend
 from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
@@ -50,7 +50,7 @@ class IMAML(InnerLoopLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
-    independent_tasks = True
+    min_steps = 1
 
     def __init__(
         self,
@@ -66,34 +66,21 @@ class IMAML(InnerLoopLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.init_inner_loop(
-            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+        super().__init__(
+            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
             inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-            min_steps=1,
         )  # fmt: skip
         if regularization <= 0:
             raise ValueError(f"regularization (lambda) must be > 0, got {regularization}")
         if cg_steps < 1:
             raise ValueError(f"cg_steps must be >= 1, got {cg_steps}")
-        self.model = model
         self.lr = lr
         self.regularization = regularization
         self.cg_steps = cg_steps
 
-    def forward(self, batch: TaskBatch) -> MetaOutput:
-        """Query losses after the proximal inner loop; ``loss.backward()`` gives the implicit
-        meta-gradient."""
-        return self.run(batch, steps=self.steps, implicit_gradient=True)
-
-    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
-        """Adapt with ``test_steps`` (or ``steps``) and score the queries; builds no graph."""
-        with torch.no_grad():
-            steps = self.test_steps if steps is None else steps
-            return self.run(batch, steps=steps, implicit_gradient=False)
-
-    def run(self, batch: TaskBatch, *, steps: int, implicit_gradient: bool) -> MetaOutput:
-        """Solve every task's proximal problem and score its query set."""
+    def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
+        """Solve every task's proximal problem and score its query set; with ``first_order``
+        no meta-gradient is formed (evaluation)."""
         params, buffers = module_state(self.model)
         theta = {n: p for n, p in params.items() if p.requires_grad}
         frozen = {n: p for n, p in params.items() if not p.requires_grad}
@@ -103,7 +90,7 @@ class IMAML(InnerLoopLearner):
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
             def support_loss(p: Params) -> Tensor:
-                return self.inner_loss_scale * self.loss_fn(forward(p, sx), sy)
+                return self.support_loss(forward(p, sx), sy)
 
             def query_loss(p: Params) -> tuple[Tensor, Tensor]:
                 predictions = forward(p, qx)
@@ -111,7 +98,7 @@ class IMAML(InnerLoopLearner):
 
             anchor = {n: p.detach() for n, p in theta.items()}
             phi = proximal_descent(support_loss, anchor, self.regularization, self.lr, steps)
-            if not implicit_gradient:
+            if first_order:
                 return query_loss(phi)
             grads, (loss, predictions) = torch.func.grad_and_value(query_loss, has_aux=True)(phi)
             meta_grad = implicit_meta_gradient(
@@ -134,13 +121,11 @@ def proximal_descent(
 ) -> Params:
     """``steps`` gradient steps on ``support_loss(phi) + regularization/2 ||phi - theta||^2``
     from ``phi = theta``; no graph is kept (``theta`` is treated as a constant)."""
-    gradient = torch.func.grad(support_loss)
     with torch.no_grad():
-        phi = dict(theta)
-        for _ in range(steps):
-            grads = gradient(phi)
-            phi = {n: p - lr * (grads[n] + regularization * (p - theta[n])) for n, p in phi.items()}
-    return phi
+        return descend(
+            lambda phi, step: support_loss(phi), dict(theta), steps=steps, lr=lr,
+            proximal=Proximal(regularization, theta),
+        )  # fmt: skip
 
 
 def implicit_meta_gradient(

@@ -15,6 +15,7 @@ The familiar object API, built on the same engine (no module surgery)::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import map_tasks
-from fastmeta.functional.inner import LearningRate, LossFn, adapt, step_lr
+from fastmeta.functional.inner import LearningRate, LossFn, adapt, update
 from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import (
     NameFilter,
@@ -67,8 +68,6 @@ class MAML(InnerLoopLearner):
             backward per task unless ``accumulate_gradients`` is given a chunk size.
     """
 
-    independent_tasks = True
-
     def __init__(
         self,
         model: nn.Module,
@@ -85,14 +84,12 @@ class MAML(InnerLoopLearner):
         inner_optimizer: InnerOptimizer | None = None,
         checkpoint_inner_steps: bool = False,
     ) -> None:
-        super().__init__()
-        self.init_inner_loop(
-            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+        super().__init__(
+            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
             inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
+            first_order=first_order,
         )  # fmt: skip
-        self.model = model
         self.lr = lr
-        self.first_order = first_order
         self.adapt_filter = adapt
         self.inner_optimizer = inner_optimizer or SGD()
         if checkpoint_inner_steps and strategy == "vmap":
@@ -101,6 +98,15 @@ class MAML(InnerLoopLearner):
                 "support checkpointing): use strategy='loop' or 'auto'"
             )
         self.checkpoint_inner_steps = checkpoint_inner_steps
+
+    @property
+    def first_order(self) -> bool:
+        """Whether meta-steps ignore second derivatives (first-order MAML)."""
+        return self._first_order
+
+    @first_order.setter
+    def first_order(self, value: bool) -> None:
+        self._first_order = value
 
     def default_backward_chunk(self, batch: TaskBatch) -> int | None:
         """One task per backward when the inner steps are checkpointed (memory is the point)."""
@@ -115,43 +121,54 @@ class MAML(InnerLoopLearner):
     def adaptable_names(self) -> list[str]:
         return select_adaptable(dict(self.model.named_parameters()), self.adapt_filter)
 
-    def forward(self, batch: TaskBatch | Tensor, *args, **kwargs) -> MetaOutput | Tensor:  # type: ignore[override]
+    def forward(self, batch: TaskBatch | Tensor, *args: Any, **kwargs: Any) -> Any:
         """Meta-loss of a :class:`TaskBatch`; a plain tensor is passed to the model unchanged."""
         if not isinstance(batch, TaskBatch):
             return self.model(batch, *args, **kwargs)
-        return self.run(batch, steps=self.steps, first_order=self.first_order)
+        return super().forward(batch)
 
-    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
-        """Adapt with ``test_steps`` (or ``steps``) and score the queries; builds no graph."""
-        with torch.no_grad():
-            return self.run(
-                batch, steps=self.test_steps if steps is None else steps, first_order=True
-            )
-
-    def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
-        """Adapt every task of ``batch`` on its support set and score its query set."""
-        params, buffers = module_state(self.model)
-        names = self.adaptable_names()
-        lr = self.inner_lr()
+    def adapt_task(
+        self, params: Params, buffers: Params, sx: Tensor, sy: Tensor, *, steps: int,
+        first_order: bool,
+    ) -> Params:  # fmt: skip
+        """The parameters adapted to one task's support set ``sx, sy`` (all of them, the
+        adapted ones replaced)."""
 
         def forward(p: Params, x: Tensor) -> Tensor:
             return functional_forward(self.model, p, buffers, x)
 
-        def support_loss(predictions: Tensor, targets: Tensor) -> Tensor:
-            return self.inner_loss_scale * self.loss_fn(predictions, targets)
+        return adapt(
+            forward, params, sx, sy, self.support_loss,
+            steps=steps, lr=self.inner_lr(), adapt_names=self.adaptable_names(),
+            first_order=first_order, optimizer=self.inner_optimizer,
+            checkpoint_steps=self.checkpoint_inner_steps,
+        )  # fmt: skip
+
+    def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
+        """Adapt every task of ``batch`` on its support set and score its query set."""
+        params, buffers = module_state(self.model)
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            fast = adapt(
-                forward, params, sx, sy, support_loss,
-                steps=steps, lr=lr, adapt_names=names, first_order=first_order,
-                optimizer=self.inner_optimizer, checkpoint_steps=self.checkpoint_inner_steps,
-            )  # fmt: skip
-            predictions = forward(fast, qx)
+            fast = self.adapt_task(params, buffers, sx, sy, steps=steps, first_order=first_order)
+            predictions = functional_forward(self.model, fast, buffers, qx)
             return self.loss_fn(predictions, qy), predictions
 
         strategy = "loop" if self.checkpoint_inner_steps else self.strategy
         losses, predictions = map_tasks(task_fn, batch, strategy, self.chunk_size)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
+
+    def task_classifier(self, support_x: Tensor, support_y: Tensor) -> nn.Module:
+        """A copy of the network holding the weights adapted to one support set (with the
+        test-time inner steps), for export: ``module(x)`` gives the query logits."""
+        network = copy.deepcopy(self.model).eval()
+        params, buffers = module_state(network)
+        with torch.no_grad():
+            fast = self.adapt_task(
+                params, buffers, support_x, support_y, steps=self.test_steps, first_order=True
+            )
+            for name, param in network.named_parameters():
+                param.copy_(fast[name])
+        return network
 
     def clone(self, first_order: bool | None = None) -> Learner:
         """A learner starting at the current parameters, differentiably linked to them."""
@@ -197,7 +214,7 @@ class Learner:
         self.first_order = first_order
         self.step = step
 
-    def __call__(self, *args, **kwargs) -> Tensor:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return functional_forward(self.model, self.params, self.buffers, *args, **kwargs)
 
     def adapt(self, loss: Tensor, first_order: bool | None = None) -> None:
@@ -215,9 +232,10 @@ class Learner:
                 "adapt(loss): the loss does not depend on any adaptable parameter of this learner. "
                 "Compute it from learner(x) (the clone), not from the original model."
             )
-        for name, param, grad in zip(self.adapt_names, tensors, grads, strict=True):
-            if grad is not None:  # a parameter the loss does not use stays as it is
-                self.params[name] = param - step_lr(self.lr, self.step, name) * grad
+        used = {n: g for n, g in zip(self.adapt_names, grads, strict=True) if g is not None}
+        # a parameter the loss does not use stays as it is
+        stepped, _ = update({n: self.params[n] for n in used}, used, self.step, self.lr)
+        self.params.update(stepped)
         self.step += 1
 
     def clone(self) -> Learner:
@@ -256,5 +274,7 @@ def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
 
 
 register(
-    AlgorithmSpec("maml", build_maml, description="MAML and first-order MAML (Finn et al. 2017)")
+    AlgorithmSpec(
+        "maml", build_maml, exports=True, description="MAML and first-order MAML (Finn et al. 2017)"
+    )
 )

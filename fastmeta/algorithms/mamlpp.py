@@ -36,7 +36,7 @@ from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
-from fastmeta.functional.inner import LossFn
+from fastmeta.functional.inner import LossFn, descend_with_aux
 from fastmeta.functional.params import (
     NameFilter,
     Params,
@@ -98,6 +98,9 @@ class MAMLPlusPlus(InnerLoopLearner):
         loss_fn, inner_loss_scale, strategy, chunk_size: as in :class:`~fastmeta.algorithms.MAML`.
     """
 
+    independent_tasks = False  # per-step running statistics are updated once per forward
+    min_steps = 1
+
     def __init__(
         self,
         model: nn.Module,
@@ -117,11 +120,10 @@ class MAMLPlusPlus(InnerLoopLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.init_inner_loop(
-            steps=steps, test_steps=test_steps, loss_fn=loss_fn,
+        super().__init__(
+            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
             inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-            min_steps=1,
+            first_order=first_order,
         )  # fmt: skip
         for name, value in [("multi_step_fraction", multi_step_fraction),
                             ("first_order_fraction", first_order_fraction)]:  # fmt: skip
@@ -133,11 +135,9 @@ class MAMLPlusPlus(InnerLoopLearner):
             )
         if batchnorm_statistics == "running" and not per_step_batchnorm:
             raise ValueError("batchnorm_statistics='running' needs per_step_batchnorm=True")
-        self.model = model
         self.batchnorm_statistics = batchnorm_statistics
         self.multi_step_fraction = multi_step_fraction
         self.first_order_fraction = first_order_fraction
-        self.always_first_order = first_order
         self.norm_layers: list[str] = []
         self.norm_weights = nn.ParameterList()
         self.norm_biases = nn.ParameterList()
@@ -173,7 +173,11 @@ class MAMLPlusPlus(InnerLoopLearner):
 
     def first_order(self) -> bool:
         """Whether the current meta-step uses first-order meta-gradients."""
-        return self.always_first_order or self.progress < self.first_order_fraction
+        return self._first_order or self.progress < self.first_order_fraction
+
+    @property
+    def meta_first_order(self) -> bool:
+        return self.first_order()
 
     # ----------------------------------------------------------------- per-step pieces
     def step_params(self, step: int) -> Params:
@@ -241,28 +245,27 @@ class MAMLPlusPlus(InnerLoopLearner):
                 )
             return out, statistics.recorded
 
-        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor):
-            fast = {n: params[n] for n in self.adapt_names}
-            total, per_step = sx.new_zeros(()), []
-            for step in range(steps):
+        lrs = [self.step_lrs(step) for step in range(steps)]
 
-                def support_loss(adapted: Params, step: int = step):
-                    out, recorded = forward(step, adapted, sx)
-                    return self.inner_loss_scale * self.loss_fn(out, sy), recorded
+        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Any, ...]:
+            def support_loss(adapted: Params, step: int) -> tuple[Tensor, list[Statistics]]:
+                out, recorded = forward(step, adapted, sx)
+                return self.support_loss(out, sy), recorded
 
-                gradient = torch.func.grad(support_loss, has_aux=True)
-                if first_order:
-                    with torch.no_grad():
-                        grads, recorded = gradient({n: p.detach() for n, p in fast.items()})
-                else:
-                    grads, recorded = gradient(fast)
-                per_step.append(recorded)
-                rates = self.step_lrs(step)
-                fast = {n: p - rates[n] * grads[n] for n, p in fast.items()}
+            # the weighted query loss so far and the last scored predictions
+            scored: dict[str, Tensor] = {"total": sx.new_zeros(())}
+
+            def score_queries(step: int, fast: Params) -> None:
                 if weights[step] != 0.0 or step == steps - 1:
-                    predictions = forward(step, fast, qx)[0]
-                    total = total + weights[step] * self.loss_fn(predictions, qy)
-            return total, predictions, (per_step if track else [])
+                    scored["predictions"] = forward(step, fast, qx)[0]
+                    loss = self.loss_fn(scored["predictions"], qy)
+                    scored["total"] = scored["total"] + weights[step] * loss
+
+            _, per_step = descend_with_aux(
+                support_loss, {n: params[n] for n in self.adapt_names}, steps=steps, lr=lrs,
+                first_order=first_order, after_step=score_queries,
+            )  # fmt: skip
+            return scored["total"], scored["predictions"], (per_step if track else [])
 
         losses, predictions, statistics = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
         if track:

@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.metric import MetricLearner, task_ways
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
-from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ class FullContextEmbedding(nn.Module):
         return g, h.view(tasks, queries, dim)
 
 
-class MatchingNetwork(MetaLearner):
+class MatchingNetwork(MetricLearner):
     """Attention-based few-shot classifier over any embedding network.
 
     Args:
@@ -128,8 +127,6 @@ class MatchingNetwork(MetaLearner):
         fce_steps: processing steps ``K`` of the query attention LSTM (with ``fce_dim`` only).
     """
 
-    independent_tasks = True
-
     def __init__(
         self,
         encoder: nn.Module,
@@ -139,29 +136,18 @@ class MatchingNetwork(MetaLearner):
         fce_dim: int | None = None,
         fce_steps: int = DEFAULT_FCE_STEPS,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, strategy, chunk_size)
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
-        check_strategy(strategy)
         check_fce_steps(fce_steps)
-        self.encoder = encoder
         self.scale = scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
         self.fce = None if fce_dim is None else FullContextEmbedding(fce_dim, fce_steps)
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
-        ways = int(batch.support_y.max()) + 1
-        support_size = batch.support_x.shape[1]
-        params, buffers = module_state(self.encoder)
-
-        def embed(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
-            return functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
-
-        embedded = map_tasks(embed, batch, self.strategy, self.chunk_size)
-        support, query = embedded[:, :support_size], embedded[:, support_size:]
+        support, query = self.embed(batch)
         if self.fce is not None:
             support, query = self.fce(support, query)
+        ways = task_ways(batch)
         log_probs = matching_log_probs(support, batch.support_y, query, ways, self.scale)
         losses = F.nll_loss(log_probs.transpose(1, 2), batch.query_y, reduction="none").mean(1)
         return MetaOutput.from_tasks(losses, log_probs, batch.query_y)

@@ -26,10 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.metric import MetricLearner, task_ways
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
-from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.functional.qp import solve_qp
 from fastmeta.tasks import TaskBatch
 
@@ -99,7 +98,7 @@ def svm_head(
     return (query @ support.transpose(-1, -2)) @ alpha
 
 
-class MetaOptNet(MetaLearner):
+class MetaOptNet(MetricLearner):
     """A closed-form linear head (ridge regression or SVM) on any embedding network.
 
     Args:
@@ -111,6 +110,9 @@ class MetaOptNet(MetaLearner):
         tol, max_iter: the SVM's QP solver settings (see :func:`solve_qp`).
         strategy, chunk_size: how tasks of a batch are embedded (see :func:`map_tasks`).
     """
+
+    # the SVM solver stops on a residual over the whole batch: no backward per chunk
+    independent_tasks = False
 
     def __init__(
         self,
@@ -125,13 +127,11 @@ class MetaOptNet(MetaLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, strategy, chunk_size)
         if head not in ("r2d2", "svm"):
             raise ValueError(f"head must be 'r2d2' or 'svm', got {head!r}")
         if ridge <= 0 or C <= 0:
             raise ValueError(f"ridge and C must be positive, got ridge={ridge}, C={C}")
-        check_strategy(strategy)
-        self.encoder = encoder
         self.head = head
         if head == "r2d2":  # the SVM has no ridge: no unused parameter
             log_ridge = torch.tensor(math.log(ridge))
@@ -141,7 +141,6 @@ class MetaOptNet(MetaLearner):
                 self.register_buffer("log_ridge", log_ridge)
         self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.C, self.tol, self.max_iter = C, tol, max_iter
-        self.strategy, self.chunk_size = strategy, chunk_size
 
     def scores(self, support: Tensor, support_y: Tensor, query: Tensor, ways: int) -> Tensor:
         """Scaled query scores ``[B, Q, ways]`` of the head fitted to embedded support sets."""
@@ -152,16 +151,8 @@ class MetaOptNet(MetaLearner):
         return self.scale * raw
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
-        ways = int(batch.support_y.max()) + 1
-        support_size = batch.support_x.shape[1]
-        params, buffers = module_state(self.encoder)
-
-        def embed(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
-            return functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
-
-        embedded = map_tasks(embed, batch, self.strategy, self.chunk_size)
-        support, query = embedded[:, :support_size], embedded[:, support_size:]
-        logits = self.scores(support, batch.support_y, query, ways)
+        support, query = self.embed(batch)
+        logits = self.scores(support, batch.support_y, query, task_ways(batch))
         losses = F.cross_entropy(logits.transpose(1, 2), batch.query_y, reduction="none").mean(1)
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
 

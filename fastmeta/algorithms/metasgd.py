@@ -63,6 +63,7 @@ register(
     AlgorithmSpec(
         "metasgd",
         build_metasgd,
+        exports=True,
         description="Meta-SGD: MAML with learned per-weight inner learning rates (Li et al. 2017)",
     )
 )

@@ -1,23 +1,24 @@
 """Prototypical Networks (Snell et al. 2017): classify queries by distance to class means.
 
 Each task embeds its support and query images in one encoder call (so BatchNorm statistics are
-the episode's, as in the paper's code), averages the support embeddings of each class into a
+the episode's, as in the paper's code: :class:`~fastmeta.algorithms.metric.MetricLearner`),
+averages the support embeddings of each class into a
 prototype, and scores queries by negative squared Euclidean distance (or scaled cosine
 similarity) to the prototypes.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.metric import MetricLearner, task_ways
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
-from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
@@ -27,16 +28,17 @@ if TYPE_CHECKING:
 def prototype_logits(
     support: Tensor, support_y: Tensor, query: Tensor, ways: int, distance: str, scale: float
 ) -> Tensor:
-    """Logits ``[Q, ways]`` of query embeddings against the class means of support embeddings."""
-    one_hot = F.one_hot(support_y, ways).to(support.dtype)  # [S, ways]
-    prototypes = (one_hot.T @ support) / one_hot.sum(0).unsqueeze(1)
+    """Logits ``[..., Q, ways]`` of query embeddings ``[..., Q, D]`` against the class means of
+    support embeddings ``[..., S, D]`` (labels ``support_y [..., S]``)."""
+    one_hot = F.one_hot(support_y, ways).to(support.dtype)  # [..., S, ways]
+    prototypes = (one_hot.mT @ support) / one_hot.sum(-2).unsqueeze(-1)
     if distance == "cosine":
-        return scale * F.normalize(query, dim=-1) @ F.normalize(prototypes, dim=-1).T
-    squared = (query.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1)
+        return scale * F.normalize(query, dim=-1) @ F.normalize(prototypes, dim=-1).mT
+    squared = (query.unsqueeze(-2) - prototypes.unsqueeze(-3)).pow(2).sum(-1)
     return -scale * squared
 
 
-class PrototypicalNetwork(MetaLearner):
+class PrototypicalNetwork(MetricLearner):
     """Metric-based few-shot classifier over any embedding network.
 
     Args:
@@ -46,8 +48,6 @@ class PrototypicalNetwork(MetaLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
-    independent_tasks = True
-
     def __init__(
         self,
         encoder: nn.Module,
@@ -56,30 +56,48 @@ class PrototypicalNetwork(MetaLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, strategy, chunk_size)
         if distance not in ("squared_euclidean", "cosine"):
             raise ValueError(f"distance must be 'squared_euclidean' or 'cosine', got {distance!r}")
-        check_strategy(strategy)
-        self.encoder = encoder
         self.distance = distance
         self.scale = scale
-        self.strategy = strategy
-        self.chunk_size = chunk_size
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
-        ways = int(batch.support_y.max()) + 1
-        params, buffers = module_state(self.encoder)
-        shots = batch.support_x.shape[1]
-
-        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            embedded = functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
-            logits = prototype_logits(
-                embedded[:shots], sy, embedded[shots:], ways, self.distance, self.scale
-            )
-            return F.cross_entropy(logits, qy), logits
-
-        losses, logits = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        support, query = self.embed(batch)
+        logits = prototype_logits(
+            support, batch.support_y, query, task_ways(batch), self.distance, self.scale
+        )
+        losses = F.cross_entropy(logits.mT, batch.query_y, reduction="none").mean(1)
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
+
+    def task_classifier(self, support_x: Tensor, support_y: Tensor) -> nn.Module:
+        """A module scoring query images against this support set (for export)."""
+        encoder = copy.deepcopy(self.encoder).eval()
+        ways = int(support_y.max()) + 1
+        return PrototypeClassifier(encoder, support_x, support_y, ways, self.distance, self.scale)
+
+
+class PrototypeClassifier(nn.Module):
+    """Logits from distances to the support class means; the support images are embedded with
+    each batch of queries, as in training."""
+
+    def __init__(
+        self, encoder: nn.Module, support_x: Tensor, support_y: Tensor, ways: int,
+        distance: str, scale: float,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("support_x", support_x)
+        self.register_buffer("support_y", support_y)
+        self.ways, self.distance, self.scale = ways, distance, scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        shots = self.support_x.shape[0]
+        embedded = self.encoder(torch.cat([self.support_x, x]))
+        return prototype_logits(
+            embedded[:shots], self.support_y, embedded[shots:], self.ways, self.distance,
+            self.scale,
+        )  # fmt: skip
 
 
 def build_protonet(config: RunConfig, model: nn.Module, options: Any) -> PrototypicalNetwork:
@@ -92,6 +110,7 @@ register(
     AlgorithmSpec(
         "protonet",
         build_protonet,
+        exports=True,
         model_output="embedding",
         description="Prototypical Networks: nearest class mean in an embedding (Snell et al. 2017)",
     )

@@ -33,6 +33,8 @@ class AlgorithmSpec:
         model_output: ``"logits"`` (one output per way), ``"embedding"`` (a feature vector) or
             ``"feature_map"`` (a spatial map ``[N, C, H, W]``, as Relation Networks need).
         description: one line for ``fastmeta algorithms`` and the README.
+        exports: its :meth:`~fastmeta.algorithms.MetaLearner.task_classifier` works, so a
+            trained run can be exported as a fixed classifier.
     """
 
     name: str
@@ -40,6 +42,7 @@ class AlgorithmSpec:
     options: type | None = None
     model_output: Literal["logits", "embedding", "feature_map"] = "logits"
     description: str = ""
+    exports: bool = False
 
 
 _REGISTRY: dict[str, AlgorithmSpec] = {}

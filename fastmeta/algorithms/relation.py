@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.metric import MetricLearner, task_ways
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
@@ -76,7 +77,7 @@ class RelationModule(nn.Module):
         return self.fc(self.features(pairs).mean(dim=(-2, -1))).squeeze(-1)
 
 
-class RelationNetwork(MetaLearner):
+class RelationNetwork(MetricLearner):
     """Few-shot classifier with a learned relation score.
 
     Args:
@@ -87,8 +88,6 @@ class RelationNetwork(MetaLearner):
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
-    independent_tasks = True
-
     def __init__(
         self,
         encoder: nn.Module,
@@ -97,31 +96,24 @@ class RelationNetwork(MetaLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, strategy, chunk_size)
         if loss not in ("mse", "cross_entropy"):
             raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-        check_strategy(strategy)
-        self.encoder = encoder
         self.relation = relation
         self.loss = loss
-        self.strategy = strategy
-        self.chunk_size = chunk_size
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
-        ways = int(batch.support_y.max()) + 1
-        support_size = batch.support_x.shape[1]
-        encoder_state = module_state(self.encoder)
+        support, query = self.embed(batch)
+        if support.dim() != 5:
+            raise ValueError(
+                "the Relation Network's encoder must return feature maps [N, C, H, W]; got "
+                f"shape {tuple(support.shape[1:])}"
+            )
+        ways = task_ways(batch)
         relation_state = module_state(self.relation)
 
-        def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            maps = functional_forward(self.encoder, *encoder_state, torch.cat([sx, qx]))
-            if maps.dim() != 4:
-                raise ValueError(
-                    "the Relation Network's encoder must return feature maps [N, C, H, W]; got "
-                    f"shape {tuple(maps.shape)}"
-                )
-            support, query = maps[:support_size], maps[support_size:]
-            one_hot = F.one_hot(sy, ways).to(maps.dtype)
+        def task_fn(support: Tensor, sy: Tensor, query: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
+            one_hot = F.one_hot(sy, ways).to(support.dtype)
             classes = (one_hot.T @ support.flatten(1)).view(ways, *support.shape[1:])
             pairs = torch.cat(
                 [
@@ -138,7 +130,8 @@ class RelationNetwork(MetaLearner):
                 loss = F.cross_entropy(scores, qy)
             return loss, scores
 
-        losses, scores = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        maps = TaskBatch(support, batch.support_y, query, batch.query_y)
+        losses, scores = map_tasks(task_fn, maps, self.strategy, self.chunk_size)
         return MetaOutput.from_tasks(losses, scores, batch.query_y)
 
 

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.inner_loop import default_loss
+from fastmeta.algorithms.base import MetaOutput
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.maml import maml_arguments
 from fastmeta.algorithms.registry import AlgorithmSpec, register
-from fastmeta.functional.batched import check_strategy, map_tasks
-from fastmeta.functional.inner import LossFn
+from fastmeta.functional.batched import map_tasks
+from fastmeta.functional.inner import LossFn, descend
 from fastmeta.functional.optimizers import SGD, Adam, InnerOptimizer
 from fastmeta.functional.params import Params, functional_forward, module_state, select_adaptable
 from fastmeta.tasks import TaskBatch
@@ -62,7 +62,7 @@ def annealed(step: int, total: int, start: float, end: float) -> float:
     return (1 - done) * start + done * end
 
 
-class Reptile(MetaLearner):
+class Reptile(InnerLoopLearner):
     """Reptile over any ``nn.Module``.
 
     Args:
@@ -77,6 +77,11 @@ class Reptile(MetaLearner):
         loss_fn: ``loss_fn(predictions, targets)`` (default: cross-entropy or MSE).
         strategy, chunk_size: how the tasks of a batch run (see :func:`map_tasks`).
     """
+
+    # the inner mini-batch order of a whole batch is drawn at once: no backward per chunk
+    independent_tasks = False
+    min_steps = 1
+    min_test_steps = 0
 
     def __init__(
         self,
@@ -93,24 +98,16 @@ class Reptile(MetaLearner):
         strategy: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
-        if steps < 1 or (test_steps is not None and test_steps < 0):
-            raise ValueError(
-                f"Reptile needs steps >= 1 and test_steps >= 0; got {steps}, {test_steps}"
-            )
-        check_strategy(strategy)
-        self.model = model
+        super().__init__(
+            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn, inner_loss_scale=1.0,
+            strategy=strategy, chunk_size=chunk_size,
+        )  # fmt: skip
         self.lr = lr
-        self.steps = steps
-        self.test_steps = steps if test_steps is None else test_steps
         self.inner_batch = inner_batch
         self.outer_lr = outer_lr
         self.final_outer_lr = final_outer_lr
         self.epsilon = outer_lr
         self.optimizer = optimizer or Adam(betas=(0.0, 0.999))
-        self.loss_fn = loss_fn or default_loss
-        self.strategy = strategy
-        self.chunk_size = chunk_size
 
     def start_step(self, step: int, total: int) -> None:
         """Anneal the Reptile step linearly: ``eps`` at meta-step ``step`` of ``total``."""
@@ -143,9 +140,9 @@ class Reptile(MetaLearner):
         scores.loss = surrogate.mean()
         return scores
 
-    def evaluate(self, batch: TaskBatch, steps: int | None = None) -> MetaOutput:
-        """Adapt on the whole support set for ``test_steps`` (or ``steps``); score the queries."""
-        steps = self.test_steps if steps is None else steps
+    def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
+        """Adapt on the whole support set at every one of ``steps`` steps; score the queries
+        (evaluation: deterministic, so test episodes stay fixed)."""
         params, buffers = module_state(self.model)
         names = select_adaptable(params, None)
 
@@ -155,27 +152,24 @@ class Reptile(MetaLearner):
             predictions = functional_forward(self.model, fast, buffers, qx)
             return self.loss_fn(predictions, qy), predictions
 
-        with torch.no_grad():
-            losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
     def inner_loop(
         self, params: Params, buffers: Params, names: list[str], xs: Tensor, ys: Tensor
     ) -> Params:
         """One optimizer step per mini-batch ``xs[i], ys[i]`` from ``params``, no graph kept."""
-        fast = {n: params[n].detach() for n in names}
-        fixed = {n: p for n, p in params.items() if n not in fast}
+        fixed = {n: p for n, p in params.items() if n not in names}
 
-        def batch_loss(adapted: Params, x: Tensor, y: Tensor) -> Tensor:
-            return self.loss_fn(functional_forward(self.model, {**fixed, **adapted}, buffers, x), y)
+        def batch_loss(adapted: Params, step: int) -> Tensor:
+            predictions = functional_forward(self.model, {**fixed, **adapted}, buffers, xs[step])
+            return self.loss_fn(predictions, ys[step])
 
-        grad_fn = torch.func.grad(batch_loss)
-        state = self.optimizer.init(fast)
-        rates = {n: self.lr for n in names}
-        for step in range(xs.shape[0]):
-            fast, state = self.optimizer.step(
-                fast, grad_fn(fast, xs[step], ys[step]), state, rates, step
-            )
+        with torch.no_grad():
+            fast = descend(
+                batch_loss, {n: params[n].detach() for n in names}, steps=xs.shape[0],
+                lr=self.lr, optimizer=self.optimizer,
+            )  # fmt: skip
         return {**fixed, **fast}
 
 

@@ -1,17 +1,34 @@
-"""Inner-loop adaptation as a pure, vmappable function of a parameter dictionary.
+"""The inner loop: gradient steps on a support loss, as a pure, vmappable function.
 
-``adapt`` takes k gradient steps on a support set and returns the adapted ("fast") parameters.
+Every method of the gradient family adapts through :func:`descend` (or its front-end
+:func:`adapt`): MAML and its variants adapt network weights, CAVIA a context vector, iMAML
+solves a proximal problem, Reptile runs inner Adam on support mini-batches, MAML++ scores the
+queries after every step with per-step rates and BatchNorm parameters, and the object API's
+``Learner.adapt`` takes one step at a time through :func:`update`. The hooks:
+
+- ``loss(fast, step)``: the support loss of the adapted tensors at inner step ``step`` (so a
+  step can read its own mini-batch or per-step parameters); with ``has_aux`` it returns
+  ``(loss, aux)`` and the aux of every step is returned;
+- ``lr``: a scalar, a per-parameter mapping (Meta-SGD's tensors), or one of those per step;
+- ``optimizer``: the differentiable update rule (plain SGD by default; its state is threaded
+  through the steps, so it can be learned through);
+- ``proximal``: adds ``strength * (fast - anchor)`` to the gradient (iMAML's regulariser);
+- ``after_step(step, fast)``: called after each update (MAML++'s multi-step query loss);
+- ``checkpoint_steps``: recompute each step's activations in the backward pass.
+
 Second order (the default) keeps the steps differentiable, so a query loss of the result
-back-propagates into the initial parameters and into learnable learning rates; first order
-treats the inner gradients as constants (first-order MAML). Gradients are taken with
-``torch.func.grad``, which composes with ``vmap`` over tasks and with ordinary autograd outside,
-or, when tasks run one at a time, with plain autograd (the same numbers, less overhead).
+back-propagates into the initial tensors and into learnable rates; ``first_order`` treats the
+inner gradients as constants; under ``torch.no_grad()`` no graph is kept at all (iMAML's and
+Reptile's inner loops). Gradients are taken with ``torch.func.grad`` under ``vmap`` and with
+plain autograd when tasks run one at a time (the same numbers, less overhead).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,8 +39,19 @@ from fastmeta.functional.params import Params, one_task_at_a_time, tasks_run_one
 
 Forward = Callable[[Params, Tensor], Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
+StepLoss = Callable[[Params, int], Any]
+"""``loss(fast, step)``: a scalar tensor, or ``(scalar, aux)`` for :func:`descend_with_aux`."""
 StepLR = float | Tensor | Mapping[str, Tensor | float]
 LearningRate = StepLR | Sequence[StepLR]
+AfterStep = Callable[[int, Params], None]
+
+
+@dataclass(frozen=True)
+class Proximal:
+    """A pull towards ``anchor``: the inner objective gains ``strength / 2 ||fast - anchor||^2``."""
+
+    strength: float
+    anchor: Params
 
 
 def step_lr(lr: LearningRate, step: int, name: str) -> Tensor | float:
@@ -41,6 +69,61 @@ def step_lr(lr: LearningRate, step: int, name: str) -> Tensor | float:
             raise KeyError(f"no inner learning rate for parameter {name!r}; given {sorted(lr)}")
         return lr[name]
     return lr
+
+
+def update(
+    fast: Params,
+    grads: Params,
+    step: int,
+    lr: LearningRate,
+    optimizer: InnerOptimizer | None = None,
+    state: State | None = None,
+) -> tuple[Params, State]:
+    """One update of ``fast`` by ``grads`` at inner step ``step``: the rule every inner step
+    of the engine applies (default plain SGD). Returns the new tensors and optimizer state."""
+    optimizer = optimizer or SGD()
+    state = optimizer.init(fast) if state is None else state
+    rates = {n: step_lr(lr, step, n) for n in fast}
+    return optimizer.step(fast, grads, state, rates, step)
+
+
+def descend(
+    loss: StepLoss,
+    fast: Params,
+    *,
+    steps: int,
+    lr: LearningRate,
+    first_order: bool = False,
+    optimizer: InnerOptimizer | None = None,
+    proximal: Proximal | None = None,
+    after_step: AfterStep | None = None,
+    checkpoint_steps: bool = False,
+) -> Params:
+    """``steps`` updates of ``fast`` down ``loss(fast, step)``; a new dictionary (see the module
+    docstring for the hooks)."""
+    return _descend(
+        loss, fast, steps=steps, lr=lr, first_order=first_order, optimizer=optimizer,
+        proximal=proximal, after_step=after_step, checkpoint_steps=checkpoint_steps,
+        has_aux=False,
+    )[0]  # fmt: skip
+
+
+def descend_with_aux(
+    loss: StepLoss,
+    fast: Params,
+    *,
+    steps: int,
+    lr: LearningRate,
+    first_order: bool = False,
+    optimizer: InnerOptimizer | None = None,
+    proximal: Proximal | None = None,
+    after_step: AfterStep | None = None,
+) -> tuple[Params, list[Any]]:
+    """:func:`descend` for a ``loss`` returning ``(loss, aux)``: also the aux of every step."""
+    return _descend(
+        loss, fast, steps=steps, lr=lr, first_order=first_order, optimizer=optimizer,
+        proximal=proximal, after_step=after_step, checkpoint_steps=False, has_aux=True,
+    )  # fmt: skip
 
 
 def adapt(
@@ -65,6 +148,31 @@ def adapt(
     step's parameters for the backward pass and recomputes the step's activations there
     (second order, one task at a time only: ``torch.func`` transforms refuse checkpointing).
     """
+    fixed = {n: p for n, p in params.items() if n not in adapt_names}
+
+    def support_loss(adapted: Params, step: int) -> Tensor:
+        return loss_fn(forward({**fixed, **adapted}, inputs), targets)
+
+    fast = descend(
+        support_loss, {n: params[n] for n in adapt_names}, steps=steps, lr=lr,
+        first_order=first_order, optimizer=optimizer, checkpoint_steps=checkpoint_steps,
+    )  # fmt: skip
+    return {**fixed, **fast}
+
+
+def _descend(
+    loss: StepLoss,
+    fast: Params,
+    *,
+    steps: int,
+    lr: LearningRate,
+    first_order: bool,
+    optimizer: InnerOptimizer | None,
+    proximal: Proximal | None,
+    after_step: AfterStep | None,
+    checkpoint_steps: bool,
+    has_aux: bool,
+) -> tuple[Params, list[Any]]:
     if steps < 0:
         raise ValueError(f"inner steps must be >= 0, got {steps}")
     checkpoint_steps = checkpoint_steps and not first_order  # no graph between steps to save
@@ -74,33 +182,73 @@ def adapt(
             "(torch.func.vmap and torch.func.grad do not support the saved-tensor hooks "
             "checkpointing needs)"
         )
-    fixed = {n: p for n, p in params.items() if n not in adapt_names}
-    fast = {n: params[n] for n in adapt_names}
-
-    def support_loss(adapted: Params) -> Tensor:
-        return loss_fn(forward({**fixed, **adapted}, inputs), targets)
-
     optimizer = optimizer or SGD()
     state = optimizer.init(fast)
-    grad_fn = (
-        _autograd_grad(support_loss) if tasks_run_one_by_one() else torch.func.grad(support_loss)
-    )
+    # a graph through the steps only when gradients are on and second order is asked for
+    create_graph = torch.is_grad_enabled() and not first_order
+    grad_fn = _gradient(loss, has_aux, create_graph)
+    auxes: list[Any] = []
 
     def inner_step(step: int, fast: Params, state: State) -> tuple[Params, State]:
-        if first_order:  # constants, also with respect to the parameters that do not adapt
-            grads = grad_fn({n: p.detach() for n, p in fast.items()})
+        if first_order:  # constants, also with respect to what the loss closes over
+            grads, aux = grad_fn({n: p.detach() for n, p in fast.items()}, step)
             grads = {n: g.detach() for n, g in grads.items()}
         else:
-            grads = grad_fn(fast)
-        rates = {n: step_lr(lr, step, n) for n in fast}
-        return optimizer.step(fast, grads, state, rates, step)
+            grads, aux = grad_fn(fast, step)
+        if has_aux:
+            auxes.append(aux)
+        if proximal is not None:
+            grads = {
+                n: g + proximal.strength * (fast[n] - proximal.anchor[n]) for n, g in grads.items()
+            }
+        return update(fast, grads, step, lr, optimizer, state)
 
     for step in range(steps):
         if checkpoint_steps:
             fast, state = _checkpointed(partial(inner_step, step), fast, state)
         else:
             fast, state = inner_step(step, fast, state)
-    return {**fixed, **fast}
+        if after_step is not None:
+            after_step(step, fast)
+    return fast, auxes
+
+
+GradFn = Callable[[Params, int], tuple[Params, Any]]
+
+
+def _gradient(loss: StepLoss, has_aux: bool, create_graph: bool) -> GradFn:
+    """``(grads, aux)`` of ``loss(fast, step)`` with respect to ``fast``: plain autograd one
+    task at a time, ``torch.func.grad`` under ``vmap``."""
+    if not tasks_run_one_by_one():
+        transform = torch.func.grad(loss, has_aux=True) if has_aux else torch.func.grad(loss)
+
+        def func_grad(fast: Params, step: int) -> tuple[Params, Any]:
+            out = transform(fast, step)
+            return out if has_aux else (out, None)
+
+        return func_grad
+    return partial(_autograd_grad, loss, has_aux, create_graph)
+
+
+def _autograd_grad(
+    loss: StepLoss, has_aux: bool, create_graph: bool, fast: Params, step: int
+) -> tuple[Params, Any]:
+    """``torch.func.grad`` through plain autograd, for code that is not under ``vmap``.
+
+    Same values and the same graph (second order keeps ``create_graph``, also through what
+    the loss closes over, e.g. CAVIA's network), without the transform's per-operation
+    wrapping, which dominates tiny support-set steps on a CPU. Like ``torch.func.grad`` it
+    ignores an enclosing ``torch.no_grad()``.
+    """
+    with torch.enable_grad():
+        leaves = {n: p if p.requires_grad else p.detach().requires_grad_() for n, p in fast.items()}
+        out = loss(leaves, step)
+        value, aux = out if has_aux else (out, None)
+        grads = torch.autograd.grad(
+            value, list(leaves.values()), create_graph=create_graph, allow_unused=True,
+            materialize_grads=True,
+        )  # fmt: skip
+    return dict(zip(leaves, grads, strict=True)), aux
 
 
 def _checkpointed(
@@ -125,26 +273,3 @@ def _checkpointed(
             return flatten(*inner_step(*unflatten(flat)))
 
     return unflatten(checkpoint(flat_step, *flatten(fast, state), use_reentrant=False))
-
-
-def _autograd_grad(loss_fn: Callable[[Params], Tensor]) -> Callable[[Params], Params]:
-    """``torch.func.grad(loss_fn)`` through plain autograd, for code that is not under ``vmap``.
-
-    Same values and the same graph (second order keeps ``create_graph``), without the
-    transform's per-operation wrapping, which dominates tiny support-set steps on a CPU.
-    Like ``torch.func.grad`` it ignores an enclosing ``torch.no_grad()``.
-    """
-
-    def grad_fn(params: Params) -> Params:
-        create_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params.values())
-        with torch.enable_grad():
-            leaves = {
-                n: p if p.requires_grad else p.detach().requires_grad_() for n, p in params.items()
-            }
-            grads = torch.autograd.grad(
-                loss_fn(leaves), list(leaves.values()), create_graph=create_graph,
-                allow_unused=True, materialize_grads=True,
-            )  # fmt: skip
-        return dict(zip(leaves, grads, strict=True))
-
-    return grad_fn

@@ -87,9 +87,14 @@ def _batch_norm_by_hand(
 
 
 def functional_forward(
-    module: nn.Module, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor], *args: Any
+    module: nn.Module,
+    params: Mapping[str, Tensor],
+    buffers: Mapping[str, Tensor],
+    *args: Any,
+    **kwargs: Any,
 ) -> Any:
-    """``module(*args)`` computed with ``params`` and ``buffers`` in place of the module's own.
+    """``module(*args, **kwargs)`` computed with ``params`` and ``buffers`` in place of the
+    module's own.
 
     One task at a time, a module whose only buffers are BatchNorm's is called with its tensors
     swapped in place (:func:`_swapped_call`), which skips ``functional_call``'s bookkeeping and
@@ -99,14 +104,14 @@ def functional_forward(
     if tasks_run_one_by_one():
         layout = _swappable_layout(module)
         if layout is not None:
-            return _swapped_call(module, layout, {**params, **buffers}, args)
+            return _swapped_call(module, layout, {**params, **buffers}, args, kwargs)
     # BatchNorm counts its training forwards in place, outside F.batch_norm: count on a copy
     buffers = {
         n: b.clone() if n.rpartition(".")[2] == "num_batches_tracked" else b
         for n, b in buffers.items()
     }
     with _BatchNormAffineByHand():
-        return torch.func.functional_call(module, (dict(params), buffers), args)
+        return torch.func.functional_call(module, (dict(params), buffers), args, kwargs)
 
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
@@ -138,11 +143,12 @@ def _swapped_call(
     module: nn.Module,
     layout: tuple[dict[str, Slot], list[_BatchNorm]],
     tensors: Mapping[str, Tensor],
-    args: tuple,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
 ) -> Any:
-    """``module(*args)`` with ``tensors`` set where the names live, tied aliases included, and
-    BatchNorm running statistics set to None in training mode (batch statistics, nothing
-    updated); everything is put back afterwards, also when the forward raises. This is what
+    """``module(*args, **kwargs)`` with ``tensors`` set where the names live, tied aliases
+    included, and BatchNorm running statistics set to None in training mode (batch statistics,
+    nothing updated); everything is put back afterwards, also when the forward raises. This is what
     ``functional_call`` does inside (it too swaps the tensors in for the call), minus its
     general bookkeeping; the module is never left changed."""
     slots, batch_norms = layout
@@ -165,7 +171,7 @@ def _swapped_call(
                     if layer._buffers.get(key) is not None:
                         saved.append((layer._buffers, key, layer._buffers[key]))
                         layer._buffers[key] = None
-        return module(*args)
+        return module(*args, **kwargs)
     finally:
         for store, key, old in reversed(saved):
             store[key] = old

@@ -11,7 +11,6 @@ as in training). Before writing, the program is checked against the library's ow
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,11 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from fastmeta.algorithms.maml import MAML
-from fastmeta.algorithms.protonet import PrototypicalNetwork, prototype_logits
+from fastmeta.algorithms.registry import algorithm_spec, algorithm_specs
 from fastmeta.datasets.paths import PathLike
-from fastmeta.functional.inner import adapt
-from fastmeta.functional.params import functional_forward, module_state
 
 if TYPE_CHECKING:
     from fastmeta.predict.model import AdaptedClassifier
@@ -47,73 +43,34 @@ class Prepare(nn.Module):
 
 
 class AdaptedNetwork(nn.Module):
-    """A network holding adapted weights; the first ``classes`` outputs, as probabilities."""
+    """The preprocessing, a network fixed to one support set, and the first ``classes``
+    outputs as probabilities."""
 
     def __init__(self, prepare: Prepare, network: nn.Module, classes: int) -> None:
         super().__init__()
         self.prepare, self.network, self.classes = prepare, network, classes
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.network(self.prepare(x))[:, : self.classes].softmax(-1)
-
-
-class PrototypeClassifier(nn.Module):
-    """Probabilities from distances to the support class means, embedded with each batch."""
-
-    def __init__(
-        self, prepare: Prepare, encoder: nn.Module, support_x: Tensor, support_y: Tensor,
-        classes: int, distance: str, scale: float,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.prepare, self.encoder = prepare, encoder
-        self.register_buffer("support_x", support_x)
-        self.register_buffer("support_y", support_y)
-        self.classes, self.distance, self.scale = classes, distance, scale
-
-    def forward(self, x: Tensor) -> Tensor:
-        shots = self.support_x.shape[0]
-        embedded = self.encoder(torch.cat([self.support_x, self.prepare(x)]))
-        logits = prototype_logits(
-            embedded[:shots], self.support_y, embedded[shots:], self.classes, self.distance,
-            self.scale,
-        )  # fmt: skip
-        return logits.softmax(-1)
+        logits: Tensor = self.network(self.prepare(x))
+        return logits[:, : self.classes].softmax(-1)
 
 
 def classifier_module(classifier: AdaptedClassifier) -> nn.Module:
-    """A plain module computing ``classifier``'s probabilities (MAML family or ProtoNets)."""
-    algorithm = classifier.model.algorithm
-    p = classifier.model.preprocessing
-    channels = p.channels
-    mean = torch.tensor(p.mean if p.mean is not None else [0.0] * channels)
-    std = torch.tensor(p.std if p.std is not None else [1.0] * channels)
-    prepare = Prepare(p.invert, mean, std)
-    sx, sy = classifier.support_x.cpu(), classifier.support_y.cpu()
-    classes = len(classifier.classes)
-    if isinstance(algorithm, PrototypicalNetwork):
-        encoder = copy.deepcopy(algorithm.encoder).cpu().eval()
-        return PrototypeClassifier(
-            prepare, encoder, sx, sy, classes, algorithm.distance, algorithm.scale
+    """A plain module computing ``classifier``'s probabilities, built by the algorithm itself
+    (:meth:`~fastmeta.algorithms.MetaLearner.task_classifier`)."""
+    model = classifier.model
+    if not algorithm_spec(model.config.algorithm.name).exports:
+        exporting = [name for name, spec in algorithm_specs().items() if spec.exports]
+        raise ValueError(
+            f"export supports {', '.join(exporting)}; this run's algorithm is "
+            f"{model.config.algorithm.name}"
         )
-    if isinstance(algorithm, MAML):
-        network = copy.deepcopy(algorithm.model).cpu().eval()
-        params, buffers = module_state(network)
-
-        def support_loss(predictions: Tensor, targets: Tensor) -> Tensor:
-            return algorithm.inner_loss_scale * algorithm.loss_fn(predictions, targets)
-
-        fast = adapt(
-            lambda q, x: functional_forward(network, q, buffers, x), params, sx, sy, support_loss,
-            steps=algorithm.test_steps, lr=algorithm.inner_lr(),
-            adapt_names=algorithm.adaptable_names(), first_order=True,
-        )  # fmt: skip
-        with torch.no_grad():
-            for name, param in network.named_parameters():
-                param.copy_(fast[name].detach())
-        return AdaptedNetwork(prepare, network, classes)
-    raise ValueError(
-        f"export supports the MAML family and Prototypical Networks; this run's algorithm is "
-        f"{type(algorithm).__name__}"
+    p = model.preprocessing
+    mean = torch.tensor(p.mean if p.mean is not None else [0.0] * p.channels)
+    std = torch.tensor(p.std if p.std is not None else [1.0] * p.channels)
+    network = model.algorithm.task_classifier(classifier.support_x, classifier.support_y)
+    return AdaptedNetwork(
+        Prepare(p.invert, mean, std), network.cpu().eval(), len(classifier.classes)
     )
 
 
