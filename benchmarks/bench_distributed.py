@@ -32,8 +32,8 @@ import torch
 from fastmeta.config import apply_overrides
 from fastmeta.data import ImageStore, TaskSet
 from fastmeta.presets import load_config
+from fastmeta.run.build import Sources, resolve_device
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import Sources, resolve_device
 from fastmeta.train.distributed import distributed_session
 from fastmeta.train.trainer import Trainer
 

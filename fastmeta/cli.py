@@ -8,7 +8,6 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,9 +149,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
-    from fastmeta.config import apply_overrides
     from fastmeta.presets import load_config
-    from fastmeta.train.trainer import NonFiniteLossError, Trainer, format_report
+    from fastmeta.run.settings import apply_run_overrides, resolve_config
+    from fastmeta.train.report import format_report
+    from fastmeta.train.trainer import NonFiniteLossError, Trainer
 
     if args.resume is not None:
         if args.preset or args.overrides:
@@ -166,13 +166,11 @@ def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
             preset = preset or FOLDER_PRESET
         if preset is None:
             raise ValueError("name a preset (see `fastmeta presets`) or a .yaml config to train")
-        config = load_config(preset)
         if args.data is not None:
-            data = replace(config.data, dataset="folder", root=str(args.data.resolve()))
-            config = replace(config, data=data)
-        config = apply_overrides(config, overrides)
+            overrides = ["data.dataset=folder", f"data.root={args.data.resolve()}", *overrides]
+        config = resolve_config(apply_run_overrides(load_config(preset), overrides))
         run_dir = args.out or Path("runs") / config.name
-        if config.data.dataset == "folder" and config.data.split_file is None:
+        if needs_split_file(config):
             config = _plan_folder(config, run_dir, reports=True)
         trainer = Trainer.create(config, run_dir, progress_bar=not args.no_progress)
     try:
@@ -180,7 +178,7 @@ def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
     except NonFiniteLossError as error:
         print(
             f"fastmeta train: {error}. The last good checkpoint is kept in "
-            f"{trainer.run_dir / 'checkpoints'}.",
+            f"{trainer.run.checkpoints}.",
             file=sys.stderr,
         )
         return 1
@@ -198,21 +196,25 @@ def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
     return 0
 
 
+def needs_split_file(config: RunConfig) -> bool:
+    """A run on the user's own folder whose class split is not planned yet."""
+    from fastmeta.datasets.registry import dataset_info
+
+    return dataset_info(config.data.dataset).own_data and not config.data.options.get("split_file")
+
+
 def _plan_folder(config: RunConfig, run_dir: Path, reports: bool) -> RunConfig:
     """Split the image folder, write split.yaml (and print what was found when ``reports``);
     the config to train with."""
-    from fastmeta.datasets.folder_split import write_split_file
-    from fastmeta.train.trainer import CONFIG_FILE
+    from fastmeta.run.directory import RunDirectory
+    from fastmeta.run.folder_split import write_split_file
 
-    if reports and (run_dir / CONFIG_FILE).exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
-            f"{run_dir}` or choose another --out directory"
-        )
+    if reports:
+        RunDirectory(run_dir).refuse_existing()
     config, split = write_split_file(config, run_dir)
     if reports:
         print(split.report())
-        print(f"wrote {config.data.split_file}")
+        print(f"wrote {RunDirectory(run_dir).split_file.resolve()}")
     return config
 
 
@@ -249,12 +251,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fastmeta.train.trainer import Trainer, format_report
+    from fastmeta.train.report import format_report
+    from fastmeta.train.trainer import Trainer
 
     trainer = Trainer.resume(args.run_dir, progress_bar=False, eval_overrides=args.overrides)
     report = trainer.test(use_best=not args.final, name=args.name)
     print(format_report(report))
-    print(f"written: {args.run_dir / args.name}.json, {args.run_dir / args.name}_episodes.csv")
+    print(f"written: {trainer.run.report(args.name)}, {trainer.run.episodes(args.name)}")
     return 0
 
 

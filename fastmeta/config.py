@@ -1,7 +1,10 @@
 """Typed run configuration: nested dataclasses, YAML in and out, ``key=value`` overrides.
 
 Every setting has a type; loading YAML or applying an override checks it and refuses unknown
-keys or invalid values with the list of what is valid, before anything runs.
+keys or invalid values with the list of what is valid, before anything runs. A section may have
+one ``dict`` field marked ``field(metadata={"flatten": True})``: keys the section does not
+declare are kept there (typed later by whoever knows them, e.g. a dataset's own settings) and
+are written flat beside the declared ones.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
     """Build dataclass ``cls`` from a (nested) mapping, checking every key and value."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{where or 'config'} must be a mapping of settings, got {data!r}")
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name for f in _fields(cls)}
     hints = typing.get_type_hints(cls)
+    extra = _flattened_field(cls)
+    if extra is not None:
+        data = _gather_extra(data, fields, extra)
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(
@@ -53,16 +59,24 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain nested dict (tuples as lists) of a dataclass config, suitable for YAML and JSON."""
+    """Plain nested dict (tuples as lists) of a dataclass config, suitable for YAML and JSON;
+    a flattened field's keys sit beside the section's own."""
 
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            extra = _flattened_field(type(value))
+            out = {f.name: plain(getattr(value, f.name)) for f in _fields(value) if f != extra}
+            if extra is not None:
+                out.update(plain(getattr(value, extra.name)))
+            return out
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return plain(dataclasses.asdict(config))
+    result: dict[str, Any] = plain(config)
+    return result
 
 
 def load_yaml(cls: type[C], text: str, where: str = "") -> C:
@@ -75,10 +89,38 @@ def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
+def _fields(cls: Any) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
+def _flattened_field(cls: Any) -> dataclasses.Field[Any] | None:
+    """The section's ``dict`` field that holds the keys it does not declare, if it has one."""
+    return next((f for f in _fields(cls) if f.metadata.get("flatten")), None)
+
+
+def _gather_extra(
+    data: Mapping[str, Any], fields: set[str], extra: dataclasses.Field[Any]
+) -> dict[str, Any]:
+    """``data`` with every undeclared key moved into the flattened field ``extra``."""
+    nested = data.get(extra.name) or {}
+    if not isinstance(nested, Mapping):
+        raise ValueError(f"{extra.name!r} must be a mapping of name: value, got {nested!r}")
+    gathered = {k: v for k, v in data.items() if k in fields and k != extra.name}
+    gathered[extra.name] = {
+        **nested,
+        **{k: v for k, v in data.items() if k not in fields},
+    }
+    return gathered
+
+
 def _set_path(config: Any, path: list[str], value: Any, full_key: str) -> Any:
-    fields = {f.name for f in dataclasses.fields(config)}
+    fields = {f.name for f in _fields(config)}
     hints = typing.get_type_hints(type(config))
     head, rest = path[0], path[1:]
+    extra = _flattened_field(type(config))
+    if head not in fields and extra is not None and not rest:
+        current = getattr(config, extra.name)
+        return dataclasses.replace(config, **{extra.name: {**current, head: value}})
     if head not in fields:
         prefix = full_key[: len(full_key) - len(".".join(path))]
         raise ValueError(

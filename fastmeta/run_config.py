@@ -6,17 +6,24 @@ A run is described by one :class:`RunConfig` (YAML in the run directory, presets
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import yaml
+
+from fastmeta.config import from_dict
 
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    """Which meta-learner and its inner loop.
+    """Which meta-learner, the inner loop the gradient family shares, and how tasks run.
 
     ``name`` is a registered algorithm (``fastmeta algorithms`` lists them); ``options`` holds the
-    settings of that algorithm alone (e.g. ``algorithm.options.outer_lr=1.0`` for Reptile),
-    checked against its options when the run is built.
+    settings of that algorithm alone (e.g. ``algorithm.options.outer_lr=1.0`` for Reptile,
+    ``algorithm.options.distance=cosine`` for ProtoNets), checked against its options when the
+    run is built. The inner-loop settings apply to the methods that have one; each method's
+    registry entry says which it reads, and setting one it ignores is refused or warned about.
 
     ``inner_loss_scale`` multiplies the mean inner (support) loss: MAML's reference code sums the
     cross-entropy over the N*K support examples and divides by K, i.e. ``N`` times the mean, so
@@ -33,7 +40,6 @@ class AlgorithmConfig:
     first_order: bool = False
     inner_loss_scale: float = 1.0
     adapt: tuple[str, ...] | None = None
-    distance: Literal["squared_euclidean", "cosine"] = "squared_euclidean"
     strategy: Literal["auto", "vmap", "loop"] = "auto"
     chunk_size: int | None = None
     checkpoint_inner_steps: bool = False
@@ -62,38 +68,31 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The task source. ``sine`` needs no files; image datasets are read from ``root``
-    (default ``$FASTMETA_DATA/<dataset>``).
+    """The task source: a registered dataset (``fastmeta data info NAME`` describes one) and its
+    own settings, which sit beside the shared ones (``data.split=maml`` for Omniglot).
 
-    ``train_classes="trainval"`` meta-trains on the training and validation classes together,
-    the final stage of Snell et al.'s protocol once validation has fixed the training length;
-    validation scores are then no longer held out, so such runs set ``train.val_every=0``.
-
-    ``dataset="folder"`` reads the user's images under ``root`` (one sub-folder per class; see
-    docs/OWN_DATA.md): its classes are split by ``fractions`` in an order fixed by
-    ``split_seed``; ``channels`` of ``None`` means grey (1) when every image is grey, else 3;
-    ``normalize="auto"`` standardises each channel by the training images' mean and std for a
-    folder and leaves benchmarks as they are. ``split_file`` is the ``split.yaml`` that
-    ``fastmeta train --data`` writes into the run directory, so the split is reused.
+    ``root`` defaults to ``$FASTMETA_DATA/<dataset>``; ``image_size`` to the dataset's usual
+    size (``None``). ``train_classes="trainval"`` meta-trains on the training and validation
+    classes together, the final stage of Snell et al.'s protocol once validation has fixed the
+    training length; validation scores are then no longer held out, so such runs set
+    ``train.val_every=0``. ``options`` holds the dataset's own settings (written flat in YAML
+    and overrides: ``data.fractions=[0.6,0.2,0.2]`` for a folder), checked against its registry
+    entry when the run is built.
     """
 
-    dataset: Literal["sine", "omniglot", "folder"] = "omniglot"
+    dataset: str = "omniglot"
     root: str | None = None
-    split: Literal["vinyals", "maml"] = "vinyals"
-    image_size: int = 28
+    image_size: int | None = None
     train_classes: Literal["train", "trainval"] = "train"
-    channels: Literal[1, 3] | None = None
-    normalize: Literal["auto", "none", "dataset"] = "auto"
-    fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
-    split_seed: int = 0
-    split_file: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, metadata={"flatten": True})
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
     """N-way K-shot episodes: training ways/shots/queries and the test protocol's.
 
-    ``test_*`` of ``None`` mean "same as training". ``queries`` is per class.
+    ``test_*`` of ``None`` mean "same as training" (:meth:`test_episodes` resolves them).
+    ``queries`` is per class.
     """
 
     ways: int = 5
@@ -103,6 +102,14 @@ class SamplerConfig:
     test_ways: int | None = None
     test_shots: int | None = None
     test_queries: int | None = None
+
+    def test_episodes(self) -> tuple[int, int, int]:
+        """``(ways, shots, queries)`` of the validation and test episodes."""
+        return (
+            self.ways if self.test_ways is None else self.test_ways,
+            self.shots if self.test_shots is None else self.test_shots,
+            self.queries if self.test_queries is None else self.test_queries,
+        )
 
 
 @dataclass(frozen=True)
@@ -179,3 +186,61 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# fastmeta 0.1 wrote these settings for every dataset and algorithm; each applied to the
+# datasets (or algorithm) named. Elsewhere, at the value it wrote, the setting had no effect and
+# is dropped when such a file is read; any other value is kept, to be refused with its reason.
+_LEGACY_DATA: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "split": ("vinyals", ("omniglot",)),
+    "channels": (None, ("folder",)),
+    "normalize": ("auto", ("folder",)),
+    "fractions": ([0.64, 0.16, 0.2], ("folder",)),
+    "split_seed": (0, ("folder",)),
+    "split_file": (None, ("folder",)),
+}
+_IMAGE_SIZE_0_1 = 28
+
+
+def upgrade_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration mapping as written by fastmeta 0.1 in the current layout (``distance``
+    moved into ProtoNets' ``algorithm.options``; dataset settings kept only where they apply).
+    A mapping in the current layout comes back unchanged."""
+    upgraded = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    algorithm = upgraded.get("algorithm")
+    if isinstance(algorithm, dict) and "distance" in algorithm:
+        distance = algorithm.pop("distance")
+        if algorithm.get("name") == "protonet":
+            algorithm["options"] = {"distance": distance, **(algorithm.get("options") or {})}
+        elif distance != "squared_euclidean":
+            algorithm["distance"] = distance  # refused later, with its new place named
+    section = upgraded.get("data")
+    if isinstance(section, dict):
+        dataset = section.get("dataset", DataConfig.dataset)
+        for key, (written, users) in _LEGACY_DATA.items():
+            if key in section and dataset not in users and _same(section[key], written):
+                del section[key]
+        if dataset == "sine" and section.get("image_size") == _IMAGE_SIZE_0_1:
+            del section["image_size"]
+    return upgraded
+
+
+def _same(value: Any, written: Any) -> bool:
+    if isinstance(value, list | tuple) and isinstance(written, list | tuple):
+        return [float(v) for v in value] == [float(w) for w in written]
+    return bool(value == written)
+
+
+def read_run_config(text: str, where: str = "the configuration") -> RunConfig:
+    """The :class:`RunConfig` of YAML ``text`` (a preset, a user's file or a run's
+    ``config.yaml``, also one written by fastmeta 0.1); errors name ``where``."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where}{line} is not valid YAML: {problem}") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping of settings, got {data!r}")
+    return from_dict(RunConfig, upgrade_legacy(data))

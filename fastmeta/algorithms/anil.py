@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from fastmeta.algorithms.maml import MAML, maml_arguments
-from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.params import name_filter
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 def head_names(model: nn.Module) -> list[str]:
@@ -74,39 +73,23 @@ class BOIL(MAML):
         self.head = names
 
 
-def _arguments(config: RunConfig, name: str) -> dict[str, Any]:
-    arguments = maml_arguments(config)
-    if arguments.pop("adapt") is not None:
-        raise ValueError(
-            f"{name} chooses which parameters adapt; leave algorithm.adapt unset (or use "
-            "algorithm.name=maml with algorithm.adapt=[...])"
-        )
+def _arguments(settings: AlgorithmConfig) -> dict[str, Any]:
+    """MAML's settings without ``adapt`` (which ANIL and BOIL choose; the registry refuses a
+    configured one)."""
+    arguments = maml_arguments(settings)
+    del arguments["adapt"]
     return arguments
 
 
-def build_anil(config: RunConfig, model: nn.Module, options: Any) -> ANIL:
-    """ANIL from a run config: MAML's settings, the inner loop on the head only."""
-    return ANIL(model, **_arguments(config, "ANIL"))
+def build_anil(
+    settings: AlgorithmConfig, options: None, model: nn.Module, input_shape: tuple[int, ...]
+) -> ANIL:
+    """ANIL from a run's ``algorithm`` section: MAML's settings, the inner loop on the head."""
+    return ANIL(model, **_arguments(settings))
 
 
-def build_boil(config: RunConfig, model: nn.Module, options: Any) -> BOIL:
-    """BOIL from a run config: MAML's settings, the head frozen in the inner loop."""
-    return BOIL(model, **_arguments(config, "BOIL"))
-
-
-register(
-    AlgorithmSpec(
-        "anil",
-        build_anil,
-        exports=True,
-        description="ANIL: MAML adapting only the head (Raghu et al. 2020)",
-    )
-)
-register(
-    AlgorithmSpec(
-        "boil",
-        build_boil,
-        exports=True,
-        description="BOIL: MAML adapting only the body (Oh et al. 2021)",
-    )
-)
+def build_boil(
+    settings: AlgorithmConfig, options: None, model: nn.Module, input_shape: tuple[int, ...]
+) -> BOIL:
+    """BOIL from a run's ``algorithm`` section: MAML's settings, the head frozen inside."""
+    return BOIL(model, **_arguments(settings))

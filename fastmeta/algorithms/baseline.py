@@ -23,41 +23,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import BaselineOptions
 from fastmeta.functional.batched import check_strategy, map_tasks
 from fastmeta.functional.params import functional_forward, module_state
+from fastmeta.models.shapes import embedding_size
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 Head = Literal["linear", "cosine"]
-
-
-@dataclass(frozen=True)
-class BaselineOptions:
-    """``algorithm.options`` of ``baseline`` and ``baselinepp``.
-
-    Attributes:
-        num_classes: outputs of the training classifier; unset, the trainer fills in the number
-            of classes of the training data.
-        scale: cosine-head temperature (Baseline++ only); unset, the rule of the authors' code:
-            2 for heads of at most 200 classes, else 10 (so 10 for Omniglot's thousands of
-            training classes and 2 for a test task's head).
-        finetune_epochs, finetune_batch, finetune_lr, finetune_momentum, finetune_dampening,
-        finetune_weight_decay: the SGD fit of each test task's new head.
-        finetune_seed: seeds the new heads' initialisation and mini-batch order.
-    """
-
-    num_classes: int | None = None
-    scale: float | None = None
-    finetune_epochs: int = 100
-    finetune_batch: int = 4
-    finetune_lr: float = 0.01
-    finetune_momentum: float = 0.9
-    finetune_dampening: float = 0.9
-    finetune_weight_decay: float = 0.001
-    finetune_seed: int = 0
 
 
 def cosine_scale(num_classes: int) -> float:
@@ -285,9 +260,14 @@ class TransferBaseline(MetaLearner):
 
 
 def build_transfer_baseline(
-    head: Head, config: RunConfig, model: nn.Module, options: BaselineOptions
+    head: Head,
+    settings: AlgorithmConfig,
+    options: BaselineOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
 ) -> TransferBaseline:
-    """Baseline (``head="linear"``) or Baseline++ (``"cosine"``) from a run config."""
+    """Baseline (``head="linear"``) or Baseline++ (``"cosine"``) from a run's ``algorithm``
+    section; the feature size is found by running ``model`` on one input."""
     if options.num_classes is None:
         raise ValueError(
             "the transfer baselines need the number of training classes: train through the "
@@ -298,33 +278,15 @@ def build_transfer_baseline(
     )
     return TransferBaseline(
         model,
-        feature_dim=config.model.hidden,
+        feature_dim=embedding_size(model, input_shape),
         num_classes=options.num_classes,
         head=head,
         scale=options.scale,
         finetune=finetune,
-        strategy=config.algorithm.strategy,
-        chunk_size=config.algorithm.chunk_size,
+        strategy=settings.strategy,
+        chunk_size=settings.chunk_size,
     )
 
 
-register(
-    AlgorithmSpec(
-        "baseline",
-        partial(build_transfer_baseline, "linear"),
-        options=BaselineOptions,
-        model_output="embedding",
-        description="Baseline: linear classifier on all training classes, new linear head "
-        "fine-tuned per task (Chen et al. 2019)",
-    )
-)
-register(
-    AlgorithmSpec(
-        "baselinepp",
-        partial(build_transfer_baseline, "cosine"),
-        options=BaselineOptions,
-        model_output="embedding",
-        description="Baseline++: cosine classifier on all training classes, new cosine head "
-        "fine-tuned per task (Chen et al. 2019)",
-    )
-)
+build_baseline = partial(build_transfer_baseline, "linear")
+build_baselinepp = partial(build_transfer_baseline, "cosine")

@@ -9,23 +9,21 @@ flows into the network through the context updates (second order by default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import CAVIAOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import LossFn, descend
 from fastmeta.functional.params import Params, functional_forward, module_state
-from fastmeta.models import MLP, Conv4
-from fastmeta.models.film import ContextModel
+from fastmeta.models.film import context_model
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 class CAVIA(InnerLoopLearner):
@@ -85,57 +83,14 @@ class CAVIA(InnerLoopLearner):
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
 
-@dataclass(frozen=True)
-class CAVIAOptions:
-    """``algorithm.options`` of CAVIA.
-
-    ``film_layer`` is the sub-module whose output the context modulates; ``None`` picks the
-    BatchNorm of the third conv block of ``conv4`` (as CAVIA's image network) or the first
-    layer of an ``mlp``, where the context acts as extra inputs (concatenation).
-    """
-
-    context_dim: int = 100
-    film_layer: str | None = None
-
-
-def context_model(model: nn.Module, context_dim: int, film_layer: str | None) -> ContextModel:
-    """Wrap one of fastmeta's networks so that it reads a context vector."""
-    if isinstance(model, MLP):
-        layer = film_layer or ("body.0" if len(model.body) else "head")
-        linear = dict(model.named_modules()).get(layer)
-        if not isinstance(linear, nn.Linear):
-            raise ValueError(f"for an mlp, film_layer must name a Linear layer, got {layer!r}")
-        return ContextModel(model, layer, linear.out_features, context_dim, scale=False)
-    if isinstance(model, Conv4):
-        blocks = len(model.features)
-        layer = film_layer or f"features.{min(2, blocks - 1)}.1"
-        channels = model.features[0][0].out_channels
-        return ContextModel(model, layer, channels, context_dim)
-    raise ValueError(f"CAVIA wraps conv4 or mlp models, got {type(model).__name__}")
-
-
-def build_cavia(config: RunConfig, model: nn.Module, options: Any) -> CAVIA:
-    """CAVIA from a run config; ``algorithm.inner_lr`` is the context's learning rate."""
-    a = config.algorithm
-    if config.sampler.test_ways not in (None, config.sampler.ways):
-        raise ValueError(
-            "CAVIA's head has one output per training way; set sampler.test_ways equal to "
-            f"sampler.ways ({config.sampler.ways}) or leave it unset"
-        )
+def build_cavia(
+    settings: AlgorithmConfig, options: CAVIAOptions, model: nn.Module, input_shape: tuple[int, ...]
+) -> CAVIA:
+    """CAVIA from a run's ``algorithm`` section; ``inner_lr`` is the context's learning rate."""
+    a = settings
     return CAVIA(
         context_model(model, options.context_dim, options.film_layer), options.context_dim,
         lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         first_order=a.first_order, inner_loss_scale=a.inner_loss_scale, strategy=a.strategy,
         chunk_size=a.chunk_size,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "cavia",
-        build_cavia,
-        options=CAVIAOptions,
-        description="CAVIA: a per-task context vector adapted in the inner loop, the network "
-        "shared (Zintgraf et al. 2019)",
-    )
-)

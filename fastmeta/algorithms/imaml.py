@@ -12,15 +12,14 @@ loss has the query loss as its value and that implicit gradient as its gradient.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import IMAMLOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.conjugate_gradient import (
     conjugate_gradient,
@@ -32,7 +31,7 @@ from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 class IMAML(InnerLoopLearner):
@@ -147,35 +146,14 @@ def implicit_meta_gradient(
     return {n: v.detach() for n, v in solution.items()}
 
 
-@dataclass(frozen=True)
-class IMAMLOptions:
-    """``algorithm.options`` of iMAML: ``regularization`` is the proximal ``lambda``."""
-
-    regularization: float = 2.0
-    cg_steps: int = 5
-
-
-def build_imaml(config: RunConfig, model: nn.Module, options: Any) -> IMAML:
-    """iMAML from a run config; the inner loop uses ``algorithm.inner_lr`` and ``inner_steps``."""
-    a = config.algorithm
-    if config.sampler.test_ways not in (None, config.sampler.ways):
-        raise ValueError(
-            "iMAML's head has one output per training way; set sampler.test_ways equal to "
-            f"sampler.ways ({config.sampler.ways}) or leave it unset"
-        )
+def build_imaml(
+    settings: AlgorithmConfig, options: IMAMLOptions, model: nn.Module, input_shape: tuple[int, ...]
+) -> IMAML:
+    """iMAML from a run's ``algorithm`` section; the inner loop uses ``inner_lr`` and
+    ``inner_steps``."""
+    a = settings
     return IMAML(
         model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         regularization=options.regularization, cg_steps=options.cg_steps,
         inner_loss_scale=a.inner_loss_scale, strategy=a.strategy, chunk_size=a.chunk_size,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "imaml",
-        build_imaml,
-        options=IMAMLOptions,
-        description="iMAML: proximal inner loop, implicit meta-gradient by conjugate gradient "
-        "(Rajeswaran et al. 2019)",
-    )
-)

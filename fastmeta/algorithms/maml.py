@@ -24,7 +24,6 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
-from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import LearningRate, LossFn, adapt, update
 from fastmeta.functional.optimizers import SGD, InnerOptimizer
@@ -38,7 +37,7 @@ from fastmeta.functional.params import (
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 class MAML(InnerLoopLearner):
@@ -252,14 +251,9 @@ class Learner:
         return iter(self.params.values())
 
 
-def maml_arguments(config: RunConfig) -> dict[str, Any]:
-    """The :class:`MAML` keyword arguments that ``config.algorithm`` sets (shared by variants)."""
-    a = config.algorithm
-    if config.sampler.test_ways not in (None, config.sampler.ways):
-        raise ValueError(
-            "MAML's head has one output per training way; set sampler.test_ways equal to "
-            f"sampler.ways ({config.sampler.ways}) or leave it unset"
-        )
+def maml_arguments(settings: AlgorithmConfig) -> dict[str, Any]:
+    """The :class:`MAML` keyword arguments of an ``algorithm`` section (shared by variants)."""
+    a = settings
     return dict(
         lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         first_order=a.first_order, adapt=a.adapt, inner_loss_scale=a.inner_loss_scale,
@@ -268,13 +262,8 @@ def maml_arguments(config: RunConfig) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def build_maml(config: RunConfig, model: nn.Module, options: Any) -> MAML:
-    """MAML from a run config (``algorithm.first_order`` selects first-order MAML)."""
-    return MAML(model, **maml_arguments(config))
-
-
-register(
-    AlgorithmSpec(
-        "maml", build_maml, exports=True, description="MAML and first-order MAML (Finn et al. 2017)"
-    )
-)
+def build_maml(
+    settings: AlgorithmConfig, options: None, model: nn.Module, input_shape: tuple[int, ...]
+) -> MAML:
+    """MAML from a run's ``algorithm`` section (``first_order`` selects first-order MAML)."""
+    return MAML(model, **maml_arguments(settings))

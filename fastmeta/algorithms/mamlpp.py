@@ -25,7 +25,6 @@ calls before every meta-step (call it yourself in a hand-written loop).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -33,7 +32,7 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import MAMLPlusPlusOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
 from fastmeta.functional.inner import LossFn, descend_with_aux
@@ -47,7 +46,7 @@ from fastmeta.functional.params import (
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 # The paper's floor on the weight of each non-final step, as a multiple of 1 / steps.
 NON_FINAL_FLOOR = 0.03
@@ -283,26 +282,15 @@ class MAMLPlusPlus(InnerLoopLearner):
                 getattr(self, f"running_var_{i}")[index].lerp_(var.mean(0), STATISTICS_MOMENTUM)
 
 
-@dataclass(frozen=True)
-class MAMLPlusPlusOptions:
-    """``algorithm.options`` of MAML++ (see :class:`MAMLPlusPlus` for their meaning)."""
-
-    learn_lr: bool = True
-    per_step_batchnorm: bool = True
-    batchnorm_statistics: Literal["batch", "running"] = "batch"
-    multi_step_fraction: float = 0.1
-    first_order_fraction: float = 0.5
-
-
-def build_mamlpp(config: RunConfig, model: nn.Module, options: Any) -> MAMLPlusPlus:
-    """MAML++ from a run config: ``algorithm.inner_lr`` initialises the learned rates and
-    ``algorithm.first_order=true`` turns derivative-order annealing into first order always."""
-    a = config.algorithm
-    if config.sampler.test_ways not in (None, config.sampler.ways):
-        raise ValueError(
-            "MAML++'s head has one output per training way; set sampler.test_ways equal to "
-            f"sampler.ways ({config.sampler.ways}) or leave it unset"
-        )
+def build_mamlpp(
+    settings: AlgorithmConfig,
+    options: MAMLPlusPlusOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+) -> MAMLPlusPlus:
+    """MAML++ from a run's ``algorithm`` section: ``inner_lr`` initialises the learned rates and
+    ``first_order=true`` turns derivative-order annealing into first order always."""
+    a = settings
     return MAMLPlusPlus(
         model, lr=a.inner_lr, steps=a.inner_steps, test_steps=a.test_inner_steps,
         learn_lr=options.learn_lr, per_step_batchnorm=options.per_step_batchnorm,
@@ -312,14 +300,3 @@ def build_mamlpp(config: RunConfig, model: nn.Module, options: Any) -> MAMLPlusP
         adapt=a.adapt, inner_loss_scale=a.inner_loss_scale, strategy=a.strategy,
         chunk_size=a.chunk_size,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "mamlpp",
-        build_mamlpp,
-        options=MAMLPlusPlusOptions,
-        description="MAML++: multi-step loss, derivative-order annealing, per-step BatchNorm "
-        "and learned per-step inner rates (Antoniou et al. 2019)",
-    )
-)

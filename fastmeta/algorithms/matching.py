@@ -15,8 +15,7 @@ without them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,16 +23,12 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.metric import MetricLearner, task_ways
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import DEFAULT_FCE_STEPS, MatchingOptions
+from fastmeta.models.shapes import embedding_size
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
-
-DEFAULT_FCE_STEPS = 5
-"""Processing steps ``K`` of the query attention LSTM when none are given. The paper does not
-state its ``K``; a fixed number (rather than one per support example) keeps ``f`` the same
-function when the test episodes have another number of shots."""
+    from fastmeta.run_config import AlgorithmConfig
 
 
 def matching_log_probs(
@@ -153,65 +148,16 @@ class MatchingNetwork(MetricLearner):
         return MetaOutput.from_tasks(losses, log_probs, batch.query_y)
 
 
-@dataclass(frozen=True)
-class MatchingOptions:
-    """``algorithm.options`` of ``matching``: the factor on cosine similarities (1 = paper),
-    and whether to add full context embeddings with ``fce_steps`` query attention steps."""
-
-    scale: float = 1.0
-    fce: bool = False
-    fce_steps: int = DEFAULT_FCE_STEPS
-
-
-def embedding_size(model: nn.Module, image_size: int) -> int:
-    """The size of ``model``'s output embedding, from one forward of two zero inputs.
-
-    The input is ``[2, C, image_size, image_size]`` for a model whose first layer is a
-    ``Conv2d`` of ``C`` channels, ``[2, F]`` for one that starts with a ``Linear`` of ``F``
-    inputs. It runs in eval mode without gradients, so no running statistic changes.
-    """
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)), None)
-    if first is None:
-        raise ValueError(
-            f"cannot infer the embedding size of {type(model).__name__}: it has no Conv2d or "
-            "Linear layer to read its input from"
-        )
-    if isinstance(first, nn.Conv2d):
-        shape: tuple[int, ...] = (2, first.in_channels, image_size, image_size)
-    else:
-        shape = (2, first.in_features)
-    weight = first.weight
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(shape, dtype=weight.dtype, device=weight.device))
-    finally:
-        model.train(training)
-    if out.dim() != 2:
-        raise ValueError(
-            f"full context embeddings need embedding vectors [N, D]; the model gives "
-            f"{tuple(out.shape[1:])} per input"
-        )
-    return out.shape[1]
-
-
-def build_matching(config: RunConfig, model: nn.Module, options: Any) -> MatchingNetwork:
-    """Matching Networks from a run config; ``model`` is the embedding network."""
-    a = config.algorithm
-    fce_dim = embedding_size(model, config.data.image_size) if options.fce else None
+def build_matching(
+    settings: AlgorithmConfig,
+    options: MatchingOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+) -> MatchingNetwork:
+    """Matching Networks from a run's ``algorithm`` section; ``model`` is the embedding network
+    (its embedding size, found by running it, sizes the full context embeddings)."""
+    fce_dim = embedding_size(model, input_shape) if options.fce else None
     return MatchingNetwork(
-        model, options.scale, strategy=a.strategy, chunk_size=a.chunk_size, fce_dim=fce_dim,
-        fce_steps=options.fce_steps,
+        model, options.scale, strategy=settings.strategy, chunk_size=settings.chunk_size,
+        fce_dim=fce_dim, fce_steps=options.fce_steps,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "matching",
-        build_matching,
-        options=MatchingOptions,
-        model_output="embedding",
-        description="Matching Networks: cosine attention over the support (Vinyals et al. 2016)",
-    )
-)

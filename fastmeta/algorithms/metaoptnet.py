@@ -19,8 +19,7 @@ leaves a softmax unchanged, so it is omitted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +27,12 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.metric import MetricLearner, task_ways
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import R2D2Options, SVMOptions
 from fastmeta.functional.qp import solve_qp
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 Head = Literal["r2d2", "svm"]
 
@@ -157,60 +156,21 @@ class MetaOptNet(MetricLearner):
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
 
 
-@dataclass(frozen=True)
-class R2D2Options:
-    """``algorithm.options`` of ``r2d2``: the ridge penalty (learned unless ``learn_ridge`` is
-    false) and the initial score scale."""
-
-    ridge: float = 50.0
-    learn_ridge: bool = True
-    scale: float = 10.0
-
-
-@dataclass(frozen=True)
-class SVMOptions:
-    """``algorithm.options`` of ``metaoptnet-svm``: slack weight ``C``, initial score scale, and
-    the QP solver's tolerance and iteration cap."""
-
-    C: float = 0.1
-    scale: float = 10.0
-    tol: float = 1e-8
-    max_iter: int = 50
-
-
-def build_r2d2(config: RunConfig, model: nn.Module, options: Any) -> MetaOptNet:
-    """Ridge-regression head on ``model`` (an embedding network) from a run config."""
-    a = config.algorithm
+def build_r2d2(
+    settings: AlgorithmConfig, options: R2D2Options, model: nn.Module, input_shape: tuple[int, ...]
+) -> MetaOptNet:
+    """Ridge-regression head on ``model`` (an embedding network) from a run's ``algorithm``."""
     return MetaOptNet(
         model, "r2d2", ridge=options.ridge, learn_ridge=options.learn_ridge, scale=options.scale,
-        strategy=a.strategy, chunk_size=a.chunk_size,
+        strategy=settings.strategy, chunk_size=settings.chunk_size,
     )  # fmt: skip
 
 
-def build_svm(config: RunConfig, model: nn.Module, options: Any) -> MetaOptNet:
-    """Crammer-Singer SVM head on ``model`` (an embedding network) from a run config."""
-    a = config.algorithm
+def build_svm(
+    settings: AlgorithmConfig, options: SVMOptions, model: nn.Module, input_shape: tuple[int, ...]
+) -> MetaOptNet:
+    """Crammer-Singer SVM head on ``model`` (an embedding network) from a run's ``algorithm``."""
     return MetaOptNet(
         model, "svm", C=options.C, scale=options.scale, tol=options.tol,
-        max_iter=options.max_iter, strategy=a.strategy, chunk_size=a.chunk_size,
+        max_iter=options.max_iter, strategy=settings.strategy, chunk_size=settings.chunk_size,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "r2d2",
-        build_r2d2,
-        options=R2D2Options,
-        model_output="embedding",
-        description="R2D2: closed-form ridge regression head (Bertinetto et al. 2019)",
-    )
-)
-register(
-    AlgorithmSpec(
-        "metaoptnet-svm",
-        build_svm,
-        options=SVMOptions,
-        model_output="embedding",
-        description="MetaOptNet: multi-class SVM head by a differentiable QP (Lee et al. 2019)",
-    )
-)

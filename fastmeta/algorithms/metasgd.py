@@ -14,11 +14,10 @@ import torch
 from torch import nn
 
 from fastmeta.algorithms.maml import MAML, maml_arguments
-from fastmeta.algorithms.registry import AlgorithmSpec, register
 from fastmeta.functional.inner import LearningRate
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 class MetaSGD(MAML):
@@ -54,16 +53,8 @@ def _key(name: str) -> str:
     return name.replace(".", "/")
 
 
-def build_metasgd(config: RunConfig, model: nn.Module, options: Any) -> MetaSGD:
-    """Meta-SGD from a run config: ``algorithm.inner_lr`` is the rates' initial value."""
-    return MetaSGD(model, **maml_arguments(config))
-
-
-register(
-    AlgorithmSpec(
-        "metasgd",
-        build_metasgd,
-        exports=True,
-        description="Meta-SGD: MAML with learned per-weight inner learning rates (Li et al. 2017)",
-    )
-)
+def build_metasgd(
+    settings: AlgorithmConfig, options: None, model: nn.Module, input_shape: tuple[int, ...]
+) -> MetaSGD:
+    """Meta-SGD from a run's ``algorithm`` section: ``inner_lr`` is the rates' initial value."""
+    return MetaSGD(model, **maml_arguments(settings))

@@ -10,7 +10,7 @@ similarity) to the prototypes.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +18,11 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.metric import MetricLearner, task_ways
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import ProtoNetOptions
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 def prototype_logits(
@@ -100,18 +100,14 @@ class PrototypeClassifier(nn.Module):
         )  # fmt: skip
 
 
-def build_protonet(config: RunConfig, model: nn.Module, options: Any) -> PrototypicalNetwork:
-    """Prototypical Networks from a run config; ``model`` is the embedding network."""
-    a = config.algorithm
-    return PrototypicalNetwork(model, a.distance, strategy=a.strategy, chunk_size=a.chunk_size)
-
-
-register(
-    AlgorithmSpec(
-        "protonet",
-        build_protonet,
-        exports=True,
-        model_output="embedding",
-        description="Prototypical Networks: nearest class mean in an embedding (Snell et al. 2017)",
+def build_protonet(
+    settings: AlgorithmConfig,
+    options: ProtoNetOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+) -> PrototypicalNetwork:
+    """Prototypical Networks from a run's ``algorithm`` section; ``model`` is the embedding
+    network."""
+    return PrototypicalNetwork(
+        model, options.distance, options.scale, settings.strategy, settings.chunk_size
     )
-)

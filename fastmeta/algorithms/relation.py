@@ -10,8 +10,7 @@ the pre-sigmoid scores as logits instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,62 +18,16 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.metric import MetricLearner, task_ways
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import RelationOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.params import functional_forward, module_state
+from fastmeta.models.relation import RelationModule
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 RelationLoss = Literal["mse", "cross_entropy"]
-
-
-def _conv_block(in_channels: int, out_channels: int, padding: int, pool: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, 3, padding=padding),
-        nn.BatchNorm2d(out_channels, track_running_stats=False),
-        nn.ReLU(),
-    ]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(*layers)
-
-
-def relation_encoder(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
-    """The paper's embedding module: four 3x3 conv blocks (BatchNorm, ReLU), the first two
-    unpadded and max-pooled, the last two padded and not pooled (28x28 -> ``[hidden, 5, 5]``).
-    BatchNorm uses batch statistics, as the library's Conv4 does."""
-    return nn.Sequential(
-        _conv_block(in_channels, hidden, padding=0, pool=True),
-        _conv_block(hidden, hidden, padding=0, pool=True),
-        _conv_block(hidden, hidden, padding=1, pool=False),
-        _conv_block(hidden, hidden, padding=1, pool=False),
-    )
-
-
-class RelationModule(nn.Module):
-    """Scores concatenated feature-map pairs ``[N, 2C, H, W] -> [N]`` (pre-sigmoid).
-
-    Two padded conv blocks, each max-pooled (the paper's 5x5 maps become 1x1), a spatial mean
-    (so larger maps also work), then ``hidden -> fc_hidden -> 1`` with a ReLU between.
-    """
-
-    def __init__(self, feature_channels: int, hidden: int = 64, fc_hidden: int = 8) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            _conv_block(2 * feature_channels, hidden, padding=1, pool=True),
-            _conv_block(hidden, hidden, padding=1, pool=True),
-        )
-        self.fc = nn.Sequential(nn.Linear(hidden, fc_hidden), nn.ReLU(), nn.Linear(fc_hidden, 1))
-
-    def forward(self, pairs: Tensor) -> Tensor:
-        if pairs.shape[-1] < 4 or pairs.shape[-2] < 4:
-            raise ValueError(
-                "the relation module max-pools twice and needs feature maps of at least 4x4; got "
-                f"{tuple(pairs.shape[-2:])}: use an encoder that downsamples less"
-            )
-        return self.fc(self.features(pairs).mean(dim=(-2, -1))).squeeze(-1)
 
 
 class RelationNetwork(MetricLearner):
@@ -135,15 +88,6 @@ class RelationNetwork(MetricLearner):
         return MetaOutput.from_tasks(losses, scores, batch.query_y)
 
 
-@dataclass(frozen=True)
-class RelationOptions:
-    """``algorithm.options`` of ``relation``: the loss, and the relation module's widths."""
-
-    loss: RelationLoss = "mse"
-    hidden: int = 64
-    fc_hidden: int = 8
-
-
 def feature_channels(encoder: nn.Module) -> int:
     """Channels of ``encoder``'s output map: those of its last 2-D convolution."""
     convolutions = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
@@ -152,19 +96,12 @@ def feature_channels(encoder: nn.Module) -> int:
     return convolutions[-1].out_channels
 
 
-def build_relation(config: RunConfig, model: nn.Module, options: Any) -> RelationNetwork:
-    """Relation Networks from a run config; ``model`` returns feature maps."""
-    a = config.algorithm
+def build_relation(
+    settings: AlgorithmConfig,
+    options: RelationOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+) -> RelationNetwork:
+    """Relation Networks from a run's ``algorithm`` section; ``model`` returns feature maps."""
     relation = RelationModule(feature_channels(model), options.hidden, options.fc_hidden)
-    return RelationNetwork(model, relation, options.loss, a.strategy, a.chunk_size)
-
-
-register(
-    AlgorithmSpec(
-        "relation",
-        build_relation,
-        options=RelationOptions,
-        model_output="feature_map",
-        description="Relation Networks: learned relation module on feature maps (Sung et al. 2018)",
-    )
-)
+    return RelationNetwork(model, relation, options.loss, settings.strategy, settings.chunk_size)

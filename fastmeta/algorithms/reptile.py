@@ -20,24 +20,22 @@ adapts on the whole support set at every step (deterministic, so test episodes s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
-from fastmeta.algorithms.maml import maml_arguments
-from fastmeta.algorithms.registry import AlgorithmSpec, register
+from fastmeta.algorithms.options import ReptileOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import LossFn, descend
-from fastmeta.functional.optimizers import SGD, Adam, InnerOptimizer
+from fastmeta.functional.optimizers import Adam, InnerOptimizer, inner_optimizer
 from fastmeta.functional.params import Params, functional_forward, module_state, select_adaptable
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
-    from fastmeta.run_config import RunConfig
+    from fastmeta.run_config import AlgorithmConfig
 
 
 def minibatch_indices(num_tasks: int, support_size: int, batch_size: int, steps: int) -> Tensor:
@@ -173,44 +171,18 @@ class Reptile(InnerLoopLearner):
         return {**fixed, **fast}
 
 
-@dataclass(frozen=True)
-class ReptileOptions:
-    """Reptile's own settings (``algorithm.options.<name>``).
-
-    ``outer_lr`` is the Reptile step ``eps`` at the start, annealed linearly to ``final_outer_lr``
-    over ``train.iterations``; with ``optimizer: {name: sgd, lr: 1.0}`` the update is exact.
-    ``inner_batch`` is the support examples per inner step (unset: the whole support set).
-    """
-
-    outer_lr: float = 1.0
-    final_outer_lr: float = 0.0
-    inner_optimizer: Literal["sgd", "adam"] = "adam"
-    adam_betas: tuple[float, float] = (0.0, 0.999)
-    inner_batch: int | None = None
-
-
-def build_reptile(config: RunConfig, model: nn.Module, options: ReptileOptions) -> Reptile:
-    """Reptile from a run config: inner lr and steps from ``algorithm``, the rest from options."""
-    arguments = maml_arguments(config)
-    if arguments["adapt"] is not None or arguments["inner_loss_scale"] != 1:
-        raise ValueError(
-            "Reptile adapts every parameter on the mean support loss; leave algorithm.adapt "
-            "unset and algorithm.inner_loss_scale at 1"
-        )
-    optimizer = Adam(betas=options.adam_betas) if options.inner_optimizer == "adam" else SGD()
+def build_reptile(
+    settings: AlgorithmConfig,
+    options: ReptileOptions,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+) -> Reptile:
+    """Reptile from a run's ``algorithm`` section: inner lr and steps from it, the rest from
+    its options."""
     return Reptile(
-        model, lr=arguments["lr"], steps=arguments["steps"], test_steps=arguments["test_steps"],
-        inner_batch=options.inner_batch, outer_lr=options.outer_lr,
-        final_outer_lr=options.final_outer_lr, optimizer=optimizer,
-        strategy=arguments["strategy"], chunk_size=arguments["chunk_size"],
+        model, lr=settings.inner_lr, steps=settings.inner_steps,
+        test_steps=settings.test_inner_steps, inner_batch=options.inner_batch,
+        outer_lr=options.outer_lr, final_outer_lr=options.final_outer_lr,
+        optimizer=inner_optimizer(options.inner_optimizer, betas=options.adam_betas),
+        strategy=settings.strategy, chunk_size=settings.chunk_size,
     )  # fmt: skip
-
-
-register(
-    AlgorithmSpec(
-        "reptile",
-        build_reptile,
-        options=ReptileOptions,
-        description="Reptile: move towards the task-adapted weights (Nichol et al. 2018)",
-    )
-)

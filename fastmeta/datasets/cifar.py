@@ -60,6 +60,8 @@ SPLIT_LISTS = {
     for name, digests in _LIST_SHA256.items()
 }
 RESOURCES = {name: (ARCHIVE, *lists.values()) for name, lists in SPLIT_LISTS.items()}
+CIFAR_FS_RESOURCES = RESOURCES["cifar-fs"]
+FC100_RESOURCES = RESOURCES["fc100"]
 _PARTS = ("train", "test", "meta")
 
 

@@ -59,10 +59,10 @@ def download_command(args: argparse.Namespace) -> int:
     try:
         info = dataset_info(args.name)
         root = data_root(info.name, args.root)
-        if not info.resources:
+        if not info.files():
             raise DatasetError(f"{info.name} is your own data: there is nothing to download")
         manual = []
-        for resource in info.resources:
+        for resource in info.files():
             if not resource.urls:
                 manual.append(resource)
                 continue
@@ -92,7 +92,7 @@ def info_command(args: argparse.Namespace) -> int:
     print(f"  images   {info.channels} x {info.image_size} x {info.image_size} uint8 (default)")
     print(f"  root     {root}{'' if root.exists() else '  (does not exist)'}")
     print(f"  expects  {info.layout}")
-    for resource in info.resources:
+    for resource in info.files():
         state = "present" if (root / resource.path).exists() else "missing"
         where = resource.urls[0] if resource.urls else "no public URL"
         print(f"  {state:8} {resource.path}  [{where}]")
@@ -109,7 +109,7 @@ def verify_command(args: argparse.Namespace) -> int:
     root = data_root(info.name, args.root)
     bad = 0
     checked = set()
-    for resource in info.resources:
+    for resource in info.files():
         if resource.path.endswith("/") or not (root / resource.path).is_file():
             continue
         problem = check_file(resource, root)

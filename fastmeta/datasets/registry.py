@@ -1,42 +1,140 @@
-"""The benchmark datasets by name, and one entry point to load any of their splits."""
+"""The datasets by name: what each is, its own settings, how it is prepared, how to load it.
+
+Each entry declares everything that is particular to its dataset: its default image size and
+channels, its preprocessing (Omniglot's inversion), the settings a run may give it (``data.split``
+for Omniglot, ``data.fractions`` for a folder), where its files come from and which function
+loads a split. The run configuration is checked against these entries, so a dataset listed here
+is one ``fastmeta train`` can use. Loaders are imported only when used, so the catalogue itself
+loads without torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from fastmeta.data.store import ImageStore
-
-from . import cifar, cub, miniimagenet, omniglot, tieredimagenet
-from .download import Resource
 from .errors import DatasetError
-from .folder import load_image_folder
 from .paths import SPLITS, PathLike
+
+if TYPE_CHECKING:
+    from fastmeta.data.store import ImageStore
+
+    from .download import Resource
+
+
+@dataclass(frozen=True)
+class OmniglotOptions:
+    """``data.split``: the Vinyals et al. class lists (rotations as classes) or MAML's random
+    character split (1100 / 100 / 423 characters, each at four rotations)."""
+
+    split: Literal["vinyals", "maml"] = "vinyals"
+
+
+@dataclass(frozen=True)
+class MiniImageNetOptions:
+    """``data.source``: the csv lists with ``images/`` (``"csv"``), the pickle cache
+    (``"pickle"``), or whichever is present (``"auto"``, the pickle first)."""
+
+    source: Literal["auto", "csv", "pickle"] = "auto"
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """The settings of your own image folder (see docs/OWN_DATA.md).
+
+    Its classes are split by ``fractions`` in an order fixed by ``split_seed``; ``channels`` of
+    ``None`` means grey (1) when every image is grey, else 3; ``normalize`` other than
+    ``"none"`` standardises each channel by the training images' mean and std. ``split_file`` is
+    the ``split.yaml`` that ``fastmeta train --data`` writes into the run directory, so the split
+    is reused.
+    """
+
+    fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
+    split_seed: int = 0
+    channels: Literal[1, 3] | None = None
+    normalize: Literal["auto", "none", "dataset"] = "auto"
+    split_file: str | None = None
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset is, which files it needs where, and how to load one split.
 
-    ``load(split, root, image_size, **options)`` returns an :class:`ImageStore`.
+    Attributes:
+        name, title: the value of ``data.dataset`` and a line describing it.
+        image_size, channels: the usual square size and the channels of its images;
+            ``image_size`` is ``None`` for a dataset of generated tasks (sine regression).
+        layout: the files it expects under its root, in words.
+        resources: its files (:class:`~fastmeta.datasets.download.Resource`), or the import
+            path of the tuple of them; see :meth:`files`.
+        loader: ``load(split, root, image_size, **options)`` returning an ``ImageStore``, or its
+            import path; ``None`` for generated tasks.
+        tasks: the import path of the task source of generated tasks (``SineTasks``).
+        options: dataclass of the dataset's own ``data.*`` settings (``None``: none).
+        arguments: loader keyword for an option whose name differs (``{"split": "scheme"}``).
+        invert: its images are inverted as loaded (Omniglot's strokes bright): what a run's
+            new images must get too.
+        own_data: a user's folder, whose class split is planned per run (``split.yaml``).
     """
 
     name: str
     title: str
-    image_size: int
+    image_size: int | None
     channels: int
     layout: str
-    resources: tuple[Resource, ...]
-    load: Callable[..., ImageStore]
+    resources: tuple[Resource, ...] | str = ()
+    loader: Callable[..., ImageStore] | str | None = None
+    tasks: str | None = None
+    options: type | None = None
+    arguments: dict[str, str] = field(default_factory=dict)
+    invert: bool = False
+    own_data: bool = False
+
+    def files(self) -> tuple[Resource, ...]:
+        """The dataset's files (imported from its loader module on first use)."""
+        found: tuple[Resource, ...] = _resolve(self.resources)
+        return found
+
+    def task_source(self) -> Any:
+        """The class of a generated dataset's task source (``SineTasks(shots, queries, seed,
+        batch_size)``)."""
+        if self.tasks is None:
+            raise DatasetError(f"{self.name} is read from files; it generates no tasks")
+        return _resolve(self.tasks)
+
+    def load(
+        self, split: str, root: PathLike | None, image_size: int, /, **options: Any
+    ) -> ImageStore:
+        """One split as an ``ImageStore``; ``options`` are the dataset's own settings (renamed
+        to the loader's keywords) or the loader's keywords themselves."""
+        if self.loader is None:
+            raise DatasetError(f"{self.name} generates its tasks; it has no image splits to load")
+        loader: Callable[..., ImageStore] = _resolve(self.loader)
+        renamed = {self.arguments.get(key, key): value for key, value in options.items()}
+        return loader(split, root, image_size, **renamed)
+
+
+def _resolve(value: Any) -> Any:
+    """``value``, or the object its ``"module:attribute"`` import path names."""
+    if not isinstance(value, str):
+        return value
+    module, _, attribute = value.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _folder(split: str, root: PathLike | None, image_size: int, **options: Any) -> ImageStore:
     if root is None:
         raise DatasetError("the folder dataset needs root=<folder with one sub-folder per class>")
+    from .folder import load_image_folder
+
     return load_image_folder(root, split, image_size, **options)
 
 
+_CIFAR_LAYOUT = (
+    "cifar-100-python.tar.gz (or cifar-100-python/); splits/{train,val,test}.json or .txt"
+)
 DATASETS = {
     info.name: info
     for info in (
@@ -47,8 +145,11 @@ DATASETS = {
             1,
             "images_background.zip, images_evaluation.zip (or their extracted folders); "
             "splits/vinyals/{train,val,test}.txt for the Vinyals split",
-            omniglot.RESOURCES,
-            omniglot.load_omniglot,
+            resources="fastmeta.datasets.omniglot:RESOURCES",
+            loader="fastmeta.datasets.omniglot:load_omniglot",
+            options=OmniglotOptions,
+            arguments={"split": "scheme"},
+            invert=True,
         ),
         DatasetInfo(
             "miniimagenet",
@@ -57,8 +158,9 @@ DATASETS = {
             3,
             "mini-imagenet-cache-{train,val,test}.pkl, or splits/{train,val,test}.csv "
             "with images/<filename>",
-            miniimagenet.RESOURCES,
-            miniimagenet.load_miniimagenet,
+            resources="fastmeta.datasets.miniimagenet:RESOURCES",
+            loader="fastmeta.datasets.miniimagenet:load_miniimagenet",
+            options=MiniImageNetOptions,
         ),
         DatasetInfo(
             "tieredimagenet",
@@ -66,26 +168,26 @@ DATASETS = {
             84,
             3,
             "{train,val,test}_images_png.pkl (or _images.npz) with {train,val,test}_labels.pkl",
-            tieredimagenet.RESOURCES,
-            tieredimagenet.load_tieredimagenet,
+            resources="fastmeta.datasets.tieredimagenet:RESOURCES",
+            loader="fastmeta.datasets.tieredimagenet:load_tieredimagenet",
         ),
         DatasetInfo(
             "cifar-fs",
             "CIFAR-FS: CIFAR-100 split 64/16/20 by class (Bertinetto et al. 2019)",
             32,
             3,
-            "cifar-100-python.tar.gz (or cifar-100-python/); splits/{train,val,test}.json or .txt",
-            cifar.RESOURCES["cifar-fs"],
-            cifar.load_cifarfs,
+            _CIFAR_LAYOUT,
+            resources="fastmeta.datasets.cifar:CIFAR_FS_RESOURCES",
+            loader="fastmeta.datasets.cifar:load_cifarfs",
         ),
         DatasetInfo(
             "fc100",
             "FC100: CIFAR-100 split 12/4/4 by superclass (Oreshkin et al. 2018)",
             32,
             3,
-            "cifar-100-python.tar.gz (or cifar-100-python/); splits/{train,val,test}.json or .txt",
-            cifar.RESOURCES["fc100"],
-            cifar.load_fc100,
+            _CIFAR_LAYOUT,
+            resources="fastmeta.datasets.cifar:FC100_RESOURCES",
+            loader="fastmeta.datasets.cifar:load_fc100",
         ),
         DatasetInfo(
             "cub",
@@ -93,8 +195,8 @@ DATASETS = {
             84,
             3,
             "CUB_200_2011.tgz (or CUB_200_2011/images/<class>/*.jpg); splits/{train,val,test}.json",
-            cub.RESOURCES,
-            cub.load_cub,
+            resources="fastmeta.datasets.cub:RESOURCES",
+            loader="fastmeta.datasets.cub:load_cub",
         ),
         DatasetInfo(
             "folder",
@@ -102,8 +204,18 @@ DATASETS = {
             84,
             3,
             "<root>/<class name>/<image files>",
-            (),
-            _folder,
+            loader=_folder,
+            options=FolderOptions,
+            arguments={"split_seed": "seed"},
+            own_data=True,
+        ),
+        DatasetInfo(
+            "sine",
+            "sine-wave regression tasks, generated (Finn et al. 2017, section 5.1)",
+            None,
+            1,
+            "no files: tasks are drawn from a seed",
+            tasks="fastmeta.datasets.sine:SineTasks",
         ),
     )
 }
@@ -137,11 +249,11 @@ def load_split(
     """One split of dataset ``name`` as an :class:`ImageStore`.
 
     ``root`` defaults to ``$FASTMETA_DATA/<name>``, ``image_size`` to the dataset's usual size;
-    ``options`` go to the dataset's loader (e.g. ``scheme="maml"`` for Omniglot,
-    ``download=True``, ``cache_dir=...``).
+    ``options`` go to the dataset's loader (e.g. ``scheme="maml"`` or ``split="maml"`` for
+    Omniglot, ``download=True``, ``cache_dir=...``).
     """
     info = dataset_info(name)
-    return info.load(split, root, image_size or info.image_size, **options)
+    return info.load(split, root, image_size or info.image_size or 0, **options)
 
 
 def load_splits(

@@ -177,6 +177,13 @@ def _swapped_call(
             store[key] = old
 
 
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """True when a BatchNorm layer of ``module`` normalises with each batch's statistics even
+    in eval mode (``track_running_stats=False``, as in Conv4 and ResNet-12): its scores then
+    depend on the other images of the episode (transductive)."""
+    return any(isinstance(m, _BatchNorm) and not m.track_running_stats for m in module.modules())
+
+
 NameFilter = Callable[[str], bool]
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from fastmeta.models.conv4 import Conv4
+from fastmeta.models.mlp import MLP
+
 
 class ContextModel(nn.Module):
     """``backbone`` with FiLM from a context vector at sub-module ``layer``.
@@ -75,3 +78,25 @@ class ContextModel(nn.Module):
             return self.backbone(x)
         finally:
             handle.remove()
+
+
+def context_model(model: nn.Module, context_dim: int, film_layer: str | None) -> ContextModel:
+    """One of fastmeta's networks wrapped to read a context vector (CAVIA's network).
+
+    ``film_layer`` of ``None`` picks the BatchNorm of the third conv block of a :class:`Conv4`
+    (as CAVIA's image network) or the first layer of an :class:`MLP`, where the context acts
+    as extra inputs (concatenation).
+    """
+    if isinstance(model, MLP):
+        layer = film_layer or ("body.0" if len(model.body) else "head")
+        linear = dict(model.named_modules()).get(layer)
+        if not isinstance(linear, nn.Linear):
+            raise ValueError(f"for an mlp, film_layer must name a Linear layer, got {layer!r}")
+        return ContextModel(model, layer, linear.out_features, context_dim, scale=False)
+    if isinstance(model, Conv4):
+        blocks = len(model.features)
+        layer = film_layer or f"features.{min(2, blocks - 1)}.1"
+        first = model.features[0][0]
+        assert isinstance(first, nn.Conv2d)
+        return ContextModel(model, layer, first.out_channels, context_dim)
+    raise ValueError(f"CAVIA wraps conv4 or mlp models, got {type(model).__name__}")

@@ -23,90 +23,75 @@ from torch import Tensor
 
 from fastmeta.algorithms import MetaLearner
 from fastmeta.algorithms.registry import algorithm_spec
-from fastmeta.config import load_yaml
 from fastmeta.datasets.folder import FolderReport
 from fastmeta.datasets.paths import PathLike
+from fastmeta.datasets.registry import dataset_info
 from fastmeta.predict.images import Preprocessing, query_files
+from fastmeta.run.build import build_algorithm, build_model
+from fastmeta.run.checkpoint import check_fingerprint, model_fingerprint, read_checkpoint
+from fastmeta.run.directory import RunDirectory
+from fastmeta.run.settings import data_options, image_size
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
-from fastmeta.train.build import build_algorithm, build_model
-from fastmeta.train.checkpoint import (
-    best_checkpoint,
-    check_fingerprint,
-    latest_checkpoint,
-    model_fingerprint,
-    read_checkpoint,
-)
 
 if TYPE_CHECKING:
-    from fastmeta.datasets.folder_split import FolderSplit
-
-CONFIG_FILE = "config.yaml"
+    from fastmeta.run.folder_split import FolderSplit
 
 
 def load(run: PathLike, device: str | torch.device = "cpu") -> FewShotModel:
     """The trained model of a run directory (best-on-validation weights, else the newest) or of
     one checkpoint file inside ``RUN_DIR/checkpoints/``."""
-    path = Path(run).expanduser()
-    if path.is_file():
-        checkpoint, run_dir = path, path.parent.parent
-    else:
-        run_dir = path
-        checkpoint = best_checkpoint(run_dir) or latest_checkpoint(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(
-            f"{run_dir} holds no {CONFIG_FILE}: give a run directory (or a checkpoint in its "
-            "checkpoints/ folder) written by `fastmeta train`"
-        )
+    directory = RunDirectory.of(run)
+    given = Path(run).expanduser()
+    config = directory.read_config()
+    checkpoint = given if given.is_file() else directory.weights_file()
     if checkpoint is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint yet; train it first")
-    config = load_yaml(RunConfig, (run_dir / CONFIG_FILE).read_text())
-    preprocessing = run_preprocessing(config, run_dir)
+        raise FileNotFoundError(f"{directory.path} has no checkpoint yet; train it first")
+    preprocessing = run_preprocessing(config, directory)
     shape = (preprocessing.channels, preprocessing.image_size, preprocessing.image_size)
     state, fingerprint = read_checkpoint(checkpoint)
     model = build_model(config, shape)
-    algorithm = build_algorithm(config, model, _train_classes(config, run_dir, state["algorithm"]))
+    classes = _train_classes(config, state["algorithm"])
+    algorithm = build_algorithm(config, model, classes, input_shape=shape)
     check_fingerprint(checkpoint, fingerprint, {"model": model_fingerprint(algorithm)})
     algorithm.load_state_dict(state["algorithm"])
     algorithm.to(device).eval()
     return FewShotModel(config, algorithm, preprocessing, checkpoint)
 
 
-def run_split(config: RunConfig, run_dir: Path) -> FolderSplit:
+def run_split(config: RunConfig, run: RunDirectory) -> FolderSplit:
     """A folder run's split: ``split.yaml`` beside its config (so a moved run still loads),
     else the one ``data.split_file`` names, else planned from ``data.root``."""
-    from fastmeta.datasets.folder_split import SPLIT_FILE, FolderSplit, plan_for_config
+    from fastmeta.run.folder_split import FolderSplit, plan_for_config
 
-    beside = run_dir / SPLIT_FILE
+    beside = run.split_file
     return FolderSplit.from_file(beside) if beside.is_file() else plan_for_config(config)
 
 
-def _train_classes(config: RunConfig, run_dir: Path, weights: dict[str, Any]) -> int | None:
-    """Classes the run trained on, for algorithms with a head over all of them: a folder run's
-    split says; otherwise the saved classifier's rows do (``None`` when there is none)."""
-    if config.data.dataset != "folder":
-        classifier = weights.get("classifier.weight")
-        return None if classifier is None else int(classifier.shape[0])
-    classes = run_split(config, run_dir).classes
-    extra = len(classes["val"]) if config.data.train_classes == "trainval" else 0
-    return len(classes["train"]) + extra
+def _train_classes(config: RunConfig, weights: dict[str, Any]) -> int | None:
+    """Classes the run trained on, for algorithms with a classifier over all of them: the rows
+    of that classifier in the saved weights (``None`` for the others)."""
+    name = algorithm_spec(config.algorithm.name).classifier
+    return None if name is None else int(weights[name].shape[0])
 
 
-def run_preprocessing(config: RunConfig, run_dir: Path) -> Preprocessing:
-    """The preprocessing a run trained with: its ``split.yaml`` for a folder, else the
-    benchmark's (Omniglot: grey and inverted; others: their channels)."""
-    d = config.data
-    if d.dataset == "sine":
-        raise ValueError("this run learned sine regression; adapt and export need an image run")
-    if d.dataset == "folder":
-        split = run_split(config, run_dir)
+def run_preprocessing(config: RunConfig, run: RunDirectory) -> Preprocessing:
+    """The preprocessing a run trained with: its ``split.yaml`` for a folder, else what the
+    dataset's registry entry says (channels, inversion) at the run's image size."""
+    info = dataset_info(config.data.dataset)
+    if info.image_size is None:
+        raise ValueError(
+            f"this run learned {info.name} regression on generated tasks; adapt and export "
+            "need an image run"
+        )
+    if info.own_data:
+        split = run_split(config, run)
         mean = None if split.mean is None else tuple(split.mean)
         std = None if split.std is None else tuple(split.std)
         return Preprocessing(split.image_size, split.mode, mean, std)
-    from fastmeta.datasets import dataset_info
-
-    mode = "L" if dataset_info(d.dataset).channels == 1 else "RGB"
-    return Preprocessing(d.image_size, mode, invert=d.dataset == "omniglot")
+    channels = getattr(data_options(config.data), "channels", None) or info.channels
+    mode = "L" if channels == 1 else "RGB"
+    return Preprocessing(image_size(config.data), mode, invert=info.invert)
 
 
 @dataclass
@@ -209,8 +194,8 @@ class AdaptedClassifier:
         self.support_x = model.preprocessing.prepare(images).to(model.device)
         self.support_y = labels.to(model.device)
         self._check_outputs()
-        s = model.config.sampler
-        self.group_size = (s.test_ways or s.ways) * (s.test_queries or s.queries)
+        ways, _, queries = model.config.sampler.test_episodes()
+        self.group_size = ways * queries
 
     def _check_outputs(self) -> None:
         """Refuse more classes than a classifier head (one output per training way) has."""

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from fastmeta.config import load_yaml
-from fastmeta.run_config import RunConfig
+from fastmeta.run_config import RunConfig, read_run_config
 
 
 def preset_names() -> list[str]:
@@ -30,8 +29,8 @@ def load_config(name_or_path: str) -> RunConfig:
         path = Path(name_or_path)
         if not path.exists():
             raise ValueError(f"config file {path} does not exist")
-        return load_yaml(RunConfig, path.read_text(), where="")
-    return load_yaml(RunConfig, preset_text(name_or_path))
+        return read_run_config(path.read_text(), where=str(path))
+    return read_run_config(preset_text(name_or_path), where=f"preset {name_or_path}")
 
 
 def preset_summary(name: str) -> str:

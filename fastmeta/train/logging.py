@@ -8,15 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fastmeta.run.directory import RunDirectory
+
 
 class MetricsLog:
     """Appends rows ``{"step": int, "phase": str, name: value...}`` to ``metrics.jsonl`` and
     ``metrics.csv``. On resume, rows after the checkpoint's step are dropped first, so the log of
     an interrupted-and-resumed run equals an uninterrupted one's."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
-        self.jsonl = run_dir / "metrics.jsonl"
-        self.csv = run_dir / "metrics.csv"
+    def __init__(self, run: RunDirectory, resume_step: int | None = None) -> None:
+        self.jsonl = run.metrics_jsonl
+        self.csv = run.metrics_csv
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.jsonl.exists():
             for line in self.jsonl.read_text().splitlines():
@@ -25,7 +27,7 @@ class MetricsLog:
                     if row["step"] <= resume_step:
                         self.rows.append(row)
         self._rewrite()
-        self._tensorboard = _tensorboard_writer(run_dir)
+        self._tensorboard = _tensorboard_writer(run.tensorboard)
 
     def log(self, step: int, phase: str, **values: float) -> None:
         row = {"step": step, "phase": phase, **values}
@@ -55,9 +57,9 @@ class MetricsLog:
             writer.writerows(self.rows)
 
 
-def _tensorboard_writer(run_dir: Path) -> Any:
+def _tensorboard_writer(folder: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(folder))

@@ -7,25 +7,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fastmeta.run.directory import RunDirectory
     from fastmeta.train.trainer import Trainer
 
 
 def draw_pictures(trainer: Trainer) -> list[Path]:
     """Every picture that fits the run: learning curves, and adapted curves for sine runs."""
-    paths = [plot_run(trainer.run_dir)]
+    paths = [plot_run(trainer.run)]
     if trainer.config.data.dataset == "sine":
         paths.append(plot_sine_adaptation(trainer))
     return paths
 
 
-def plot_run(run_dir: Path) -> Path:
+def plot_run(run: RunDirectory) -> Path:
     """Draw ``curves.png`` from ``metrics.jsonl``: training loss/accuracy and validation score."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in run.metrics_jsonl.read_text().splitlines()]
     train = [r for r in rows if r["phase"] == "train"]
     val = [r for r in rows if r["phase"] == "val"]
     panels = [("loss", "training query loss", train)]
@@ -40,7 +41,7 @@ def plot_run(run_dir: Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("iteration")
     fig.tight_layout()
-    path = run_dir / "curves.png"
+    path = run.picture("curves")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -73,7 +74,7 @@ def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
         ax.set_title(f"test task {i}, K={support.support_x.shape[1]}")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    path = trainer.run_dir / "adapted_curves.png"
+    path = trainer.run.picture("adapted_curves")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

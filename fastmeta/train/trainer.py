@@ -1,8 +1,8 @@
 """The trainer: meta-train any algorithm, validate, checkpoint, resume exactly, and test.
 
-A run lives in one directory: ``config.yaml`` (the resolved configuration), ``metrics.csv``
-and ``metrics.jsonl``, ``checkpoints/`` (the last few, written atomically, and ``best.pt``, best
-on validation), ``report.json`` and ``report_episodes.csv`` (the test). Resuming continues from
+A run lives in one directory (:class:`~fastmeta.run.directory.RunDirectory`): the resolved
+configuration, metrics, checkpoints (the last few, written atomically, and the best on
+validation) and the test report. Resuming continues from
 the newest checkpoint; since episode ``i`` depends only on the seed and ``i`` and every RNG
 state is saved, the resumed run ends exactly where an uninterrupted one does (same machine).
 
@@ -17,19 +17,21 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.config import apply_overrides, dump_yaml, load_yaml, to_dict
-from fastmeta.run_config import RunConfig
-from fastmeta.train.build import (
+from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.registry import algorithm_spec
+from fastmeta.config import apply_overrides
+from fastmeta.functional.params import uses_batch_statistics
+from fastmeta.run.build import (
     Sources,
     build_algorithm,
     build_model,
@@ -37,23 +39,18 @@ from fastmeta.train.build import (
     build_sources,
     resolve_device,
 )
-from fastmeta.train.checkpoint import (
-    best_checkpoint,
-    load_checkpoint,
-    load_latest,
-    model_fingerprint,
-    save_best,
-    save_checkpoint,
-)
+from fastmeta.run.directory import RunDirectory, fingerprint
+from fastmeta.run.settings import resolve_config, upgrade_override
+from fastmeta.run_config import RunConfig
+from fastmeta.tasks import TaskBatch
 from fastmeta.train.distributed import Distributed
 from fastmeta.train.evaluate import summarize
 from fastmeta.train.logging import MetricsLog
 from fastmeta.train.precision import precision
+from fastmeta.train.report import protocol, write_episodes
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
 from fastmeta.train.sharding import average_gradients, gather_output, gather_scores, local_batch
 
-CONFIG_FILE = "config.yaml"
-DEFAULTS = {"config": to_dict(RunConfig())}  # settings a checkpoint older than them lacks
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
 
@@ -97,15 +94,19 @@ class Trainer:
         distributed: Distributed | None = None,
         sources: Sources | None = None,
     ) -> None:
-        self.config = config
-        self.run_dir = Path(run_dir)
+        self.config = config = resolve_config(config)
+        self.run = RunDirectory(run_dir)
+        self.run_dir = self.run.path
+        self.spec = algorithm_spec(config.algorithm.name)
         self.dist = distributed or Distributed.current()
         self.progress_bar = progress_bar and self.dist.is_main
         self.device = self.dist.device(resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.sources = sources or build_sources(config, self.device)
         model = build_model(config, self.sources.input_shape)
-        self.algorithm = build_algorithm(config, model, self.sources.train_classes)
+        self.algorithm = build_algorithm(
+            config, model, self.sources.train_classes, self.sources.input_shape
+        )
         self.algorithm.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
         self.progress = Progress(processes=self.dist.world_size)
@@ -138,21 +139,14 @@ class Trainer:
         progress_bar: bool = True,
         distributed: Distributed | None = None,
     ) -> Trainer:
-        """A new run; refuses a directory that already holds one (resume it instead)."""
-        run_dir = Path(run_dir)
+        """A new run; refuses a directory that already holds one (resume it instead). The
+        configuration is written once the data, model and algorithm are built."""
         d = distributed or Distributed.current()
-
-        def start_directory() -> None:
-            if (run_dir / CONFIG_FILE).exists():
-                raise FileExistsError(
-                    f"{run_dir} already holds a run; continue it with `fastmeta train --resume "
-                    f"{run_dir}` or choose another --out directory"
-                )
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / CONFIG_FILE).write_text(dump_yaml(config))
-
-        d.on_main(start_directory, "creating the run directory")
-        return cls(config, run_dir, progress_bar, d)
+        run = RunDirectory(run_dir)
+        d.on_main(run.refuse_existing, "checking the run directory")
+        trainer = cls(config, run.path, progress_bar, d)
+        d.on_main(lambda: run.create(trainer.config), "creating the run directory")
+        return trainer
 
     @classmethod
     def resume(
@@ -168,18 +162,10 @@ class Trainer:
         ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps``. A run may resume on a
         different number of processes than it was trained on (see docs/DISTRIBUTED.md).
         """
-        run_dir = Path(run_dir)
         d = distributed or Distributed.current()
-
-        def read_config() -> str:
-            config_path = run_dir / CONFIG_FILE
-            if not config_path.exists():
-                raise FileNotFoundError(
-                    f"{run_dir} holds no {CONFIG_FILE}: it is not a run directory"
-                )
-            return config_path.read_text()
-
-        config_text = d.on_main(read_config, "reading the run's configuration")
+        run = RunDirectory(run_dir)
+        config = d.on_main(run.read_config, "reading the run's configuration")
+        eval_overrides = [upgrade_override(item) for item in eval_overrides]
         keys = [item.partition("=")[0] for item in eval_overrides]
         for key in keys:
             if not key.startswith(EVAL_SETTINGS):
@@ -187,13 +173,10 @@ class Trainer:
                     f"{key!r} cannot change after training; only the test protocol can: "
                     f"{', '.join(p + '*' for p in EVAL_SETTINGS)}"
                 )
-        config = apply_overrides(load_yaml(RunConfig, config_text), eval_overrides)
-        trainer = cls(config, run_dir, progress_bar, d)
+        trainer = cls(apply_overrides(config, eval_overrides), run.path, progress_bar, d)
         trainer.ignore = tuple(f"config.{key}" for key in keys)
         latest = d.on_main(
-            lambda: load_latest(
-                run_dir, expected=trainer.expected(), ignore=trainer.ignore, defaults=DEFAULTS
-            ),
+            lambda: run.load_latest(trainer.expected(), trainer.ignore),
             "loading the newest checkpoint",
         )
         if latest is not None:
@@ -202,7 +185,7 @@ class Trainer:
 
     def expected(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this run."""
-        return {"model": model_fingerprint(self.algorithm), "config": to_dict(self.config)}
+        return fingerprint(self.algorithm, self.config)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -293,15 +276,13 @@ class Trainer:
         """The metrics log, on rank 0 only."""
         if not self.dist.is_main:
             return None
-        return MetricsLog(self.run_dir, resume_step=self.progress.step)
+        return MetricsLog(self.run, resume_step=self.progress.step)
 
     def _save_checkpoint(self, step: int) -> None:
         t = self.config.train
 
         def save() -> None:
-            save_checkpoint(
-                self.run_dir, step, self.state(), t.keep_checkpoints, fingerprint=self.expected()
-            )
+            self.run.save_checkpoint(step, self.state(), t.keep_checkpoints, self.expected())
 
         self.dist.on_main(save, "writing a checkpoint")
 
@@ -351,9 +332,7 @@ class Trainer:
         if score > p.best_score:
             p.best_score, p.best_step, p.stale_validations = score, p.step, 0
             self.dist.on_main(
-                lambda: save_best(
-                    self.run_dir, self.state(), step=p.step, fingerprint=self.expected()
-                ),
+                lambda: self.run.save_best(self.state(), p.step, self.expected()),
                 "writing best.pt",
             )
             return False
@@ -364,14 +343,14 @@ class Trainer:
     def evaluate(
         self, source: Any, episodes: int, inner_steps: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for inner-loop
-        algorithms, which have ``test_steps``); several processes share the episodes and all
-        get every score, in order."""
+        """Per-episode scores on ``source``'s fixed episodes (``inner_steps`` for algorithms with
+        an inner loop); several processes share the episodes and all get every score, in
+        order."""
         self.algorithm.eval()
-        if inner_steps is None:
-            evaluate = self.algorithm.evaluate
-        else:
-            evaluate = partial(self.algorithm.evaluate, steps=inner_steps)
+        evaluate: Callable[[TaskBatch], MetaOutput] = self.algorithm.evaluate
+        if inner_steps is not None:
+            learner = cast(InnerLoopLearner, self.algorithm)  # its entry reads test_inner_steps
+            evaluate = partial(learner.evaluate, steps=inner_steps)
         return gather_scores(evaluate, source, episodes, self.dist)
 
     # ----------------------------------------------------------------- testing
@@ -385,7 +364,13 @@ class Trainer:
         best = use_best and self.load_best()
         episodes = episodes or self.config.eval.episodes
         scores = self.evaluate(self.sources.test, episodes)
-        report = self.protocol(episodes)
+        inner_loop = "test_inner_steps" in self.spec.settings
+        report = protocol(
+            self.config, episodes=episodes, iterations=self.progress.step,
+            train_seconds=self.progress.train_seconds, processes=self.dist.world_size,
+            test_inner_steps=self.config.algorithm.test_inner_steps if inner_loop else None,
+            batch_statistics=uses_batch_statistics(self.algorithm),
+        )  # fmt: skip
         report["checkpoint"] = (
             f"best on validation (step {self.progress.best_step})"
             if best
@@ -393,7 +378,7 @@ class Trainer:
         )
         for metric, values in scores.items():
             report[metric] = vars(summarize(values))
-        if self.config.eval.inner_steps and hasattr(self.algorithm, "test_steps"):
+        if self.config.eval.inner_steps and inner_loop:
             report["by_inner_steps"] = {
                 str(k): {
                     metric: vars(summarize(values))
@@ -403,8 +388,8 @@ class Trainer:
             }
 
         def write() -> None:
-            _write_episodes(self.run_dir / f"{name}_episodes.csv", scores)
-            (self.run_dir / f"{name}.json").write_text(json.dumps(report, indent=2))
+            write_episodes(self.run.episodes(name), scores)
+            self.run.report(name).write_text(json.dumps(report, indent=2))
 
         self.dist.on_main(write, "writing the test report")
         return report
@@ -413,78 +398,11 @@ class Trainer:
         """Load the best-on-validation weights when the run has them; True if it did."""
 
         def read() -> dict[str, Any] | None:
-            best = best_checkpoint(self.run_dir)
-            if best is None:
-                return None
-            state = load_checkpoint(
-                best, expected=self.expected(), ignore=self.ignore, defaults=DEFAULTS
-            )
-            return state["algorithm"]
+            state = self.run.load_best(self.expected(), self.ignore)
+            return None if state is None else state["algorithm"]
 
         weights = self.dist.on_main(read, "loading best.pt")
         if weights is None:
             return False
         self.algorithm.load_state_dict(weights)
         return True
-
-    def protocol(self, episodes: int) -> dict[str, Any]:
-        """The evaluation protocol, stated in every report."""
-        c, s = self.config, self.config.sampler
-        protocol: dict[str, Any] = {
-            "name": c.name,
-            "algorithm": c.algorithm.name + (" (first order)" if c.algorithm.first_order else ""),
-            "dataset": c.data.dataset,
-            "split": c.data.split if c.data.dataset == "omniglot" else None,
-            "episodes": episodes,
-            "ways": None if c.data.dataset == "sine" else s.test_ways or s.ways,
-            "shots": s.test_shots or s.shots,
-            "queries_per_class": s.test_queries or s.queries,
-            "iterations": self.progress.step,
-            "train_seconds": round(self.progress.train_seconds, 1),
-            "time_limit_minutes": c.train.time_limit_minutes,
-            "train_precision": c.train.precision,
-            "processes": self.dist.world_size,
-            "reference": c.reference,
-        }
-        if hasattr(self.algorithm, "test_steps"):
-            protocol["test_inner_steps"] = self.algorithm.test_steps
-        if c.model.name in ("conv4", "resnet12"):
-            protocol["batchnorm"] = "batch statistics of each episode (transductive)"
-        return protocol
-
-
-def _write_episodes(path: Path, scores: dict[str, torch.Tensor]) -> None:
-    names = list(scores)
-    rows = zip(*(scores[n].tolist() for n in names), strict=True)
-    lines = ["episode," + ",".join(names)]
-    lines += [f"{i}," + ",".join(f"{v:.6g}" for v in row) for i, row in enumerate(rows)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """Human-readable summary of a test report."""
-    lines = [
-        f"{report['name']}: {report['algorithm']} on {report['dataset']}"
-        + (f" ({report['split']} split)" if report.get("split") else ""),
-        f"  protocol: {report['episodes']} test episodes, "
-        + (f"{report['ways']}-way " if report["ways"] else "")
-        + f"{report['shots']}-shot, {report['queries_per_class']} queries"
-        + (" per class" if report["ways"] else "")
-        + (f", {report['test_inner_steps']} inner steps" if "test_inner_steps" in report else "")
-        + (f", BatchNorm: {report['batchnorm']}" if "batchnorm" in report else ""),
-        f"  weights: {report['checkpoint']}",
-    ]
-    if "accuracy" in report:
-        a = report["accuracy"]
-        lines.append(f"  accuracy: {100 * a['mean']:.2f} +- {100 * a['ci95']:.2f} %")
-    lines.append("  query loss: " + _format_loss(report["loss"]))
-    for steps, scores in report.get("by_inner_steps", {}).items():
-        lines.append(f"  after {steps:>2} inner steps, query loss: " + _format_loss(scores["loss"]))
-    return "\n".join(lines)
-
-
-def _format_loss(summary: dict[str, Any]) -> str:
-    text = f"{summary['mean']:.4f} +- {summary['ci95']:.4f} (median {summary['median']:.4f})"
-    if summary["non_finite"]:
-        text += f", {summary['non_finite']} non-finite episodes excluded"
-    return text

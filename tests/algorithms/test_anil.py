@@ -12,7 +12,7 @@ from fastmeta.algorithms.anil import ANIL, BOIL, head_names
 from fastmeta.config import apply_overrides
 from fastmeta.models import MLP, Conv4
 from fastmeta.presets import load_config
-from fastmeta.train.build import build_algorithm
+from fastmeta.run.build import build_algorithm
 from fastmeta.train.trainer import Trainer
 from tests.reference import meta_gradient, random_classification_batch, task_loss
 

@@ -13,9 +13,9 @@ import torch
 from fastmeta.algorithms.registry import algorithm_specs
 from fastmeta.config import apply_overrides
 from fastmeta.functional import batched
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
-from fastmeta.train.build import build_algorithm, build_model
 
 WAYS, SHOTS, QUERIES, TASKS, CLASSES = 3, 1, 2, 5, 12
 IMAGE = (1, 28, 28)

@@ -21,9 +21,9 @@ from fastmeta.algorithms.baseline import (
 from fastmeta.data.store import ImageStore
 from fastmeta.data.taskset import TaskSet
 from fastmeta.models import Conv4
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
-from fastmeta.train.build import build_algorithm, build_model
 from tests.reference import random_classification_batch
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastmeta.algorithms.cavia import CAVIA, context_model
+from fastmeta.algorithms.cavia import CAVIA
 from fastmeta.config import apply_overrides
 from fastmeta.models import MLP, Conv4
-from fastmeta.models.film import ContextModel
+from fastmeta.models.film import ContextModel, context_model
 from fastmeta.presets import load_config
 from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, random_regression_batch, task_loss

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from fastmeta.algorithms.matching import MatchingNetwork
 from fastmeta.config import apply_overrides
 from fastmeta.models import Conv4
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
-from fastmeta.train.build import build_algorithm, build_model
 from tests.reference import random_classification_batch
 
 

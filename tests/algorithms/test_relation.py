@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastmeta.algorithms.relation import RelationModule, RelationNetwork, relation_encoder
+from fastmeta.algorithms.relation import RelationNetwork
 from fastmeta.config import apply_overrides
+from fastmeta.models.relation import RelationModule, relation_encoder
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import build_algorithm, build_model
 from tests.reference import random_classification_batch
 
 

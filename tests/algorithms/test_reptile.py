@@ -14,7 +14,7 @@ from fastmeta.config import apply_overrides
 from fastmeta.functional.optimizers import SGD, Adam
 from fastmeta.models import Conv4
 from fastmeta.presets import load_config
-from fastmeta.train.build import build_algorithm
+from fastmeta.run.build import build_algorithm
 from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from fastmeta.config import apply_overrides
 from fastmeta.models.dropblock import DropBlock
 from fastmeta.models.resnet12 import ResNet12
+from fastmeta.run.build import build_model
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import build_model
 
 
 def test_identity_in_evaluation_and_at_rate_zero():

@@ -8,8 +8,8 @@ import torch
 from fastmeta.config import apply_overrides
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.models import ResNet12
+from fastmeta.run.build import build_model
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import build_model
 
 SMALL = (4, 6, 8, 10)
 

@@ -15,9 +15,9 @@ from fastmeta.config import apply_overrides
 from fastmeta.datasets.patterns import write_pattern_folder
 from fastmeta.predict import FewShotModel, Preprocessing, load
 from fastmeta.predict.model import run_preprocessing
+from fastmeta.run.build import build_algorithm, build_model
+from fastmeta.run.checkpoint import CheckpointMismatchError, model_fingerprint, save_best
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import build_algorithm, build_model
-from fastmeta.train.checkpoint import CheckpointMismatchError, model_fingerprint, save_best
 
 SIZE = 12
 PREP = Preprocessing(SIZE, "RGB", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))

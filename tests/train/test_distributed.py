@@ -28,9 +28,9 @@ import torch.multiprocessing as mp
 from fastmeta.algorithms.registry import algorithm_specs
 from fastmeta.config import apply_overrides
 from fastmeta.presets import load_config
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
-from fastmeta.train.build import build_algorithm, build_model
 from fastmeta.train.distributed import Distributed, distributed_session
 from fastmeta.train.evaluate import evaluate_episodes
 from fastmeta.train.sharding import (

@@ -17,7 +17,7 @@ import torch
 
 from fastmeta.config import apply_overrides
 from fastmeta.presets import load_config
-from fastmeta.train.checkpoint import CheckpointMismatchError, list_checkpoints
+from fastmeta.run.checkpoint import CheckpointMismatchError, list_checkpoints
 from fastmeta.train.trainer import NonFiniteLossError, Trainer
 
 SMALL = [

@@ -12,8 +12,8 @@ from PIL import Image
 
 from fastmeta.cli import main
 from fastmeta.datasets import SplitError
-from fastmeta.datasets.folder_split import SPLIT_FILE, FolderSplit, plan_folder_split
 from fastmeta.datasets.patterns import write_pattern_folder
+from fastmeta.run.folder_split import SPLIT_FILE, FolderSplit, plan_folder_split
 
 PATTERNS = [f"pattern{i:02d}" for i in range(8)]
 

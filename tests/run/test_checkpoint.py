@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastmeta.train.checkpoint import (
+from fastmeta.run.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     CheckpointCorruptError,
@@ -202,7 +202,7 @@ def test_invalid_arguments(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys, torch
-from fastmeta.train.checkpoint import save_checkpoint
+from fastmeta.run.checkpoint import save_checkpoint
 run_dir, step = sys.argv[1], int(sys.argv[2])
 chunks = [torch.empty(1_000_000) for _ in range(8)]  # 32 MB in 8 tensors
 while True:

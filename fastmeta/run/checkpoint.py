@@ -32,7 +32,7 @@ import re
 import tempfile
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ _TMP_SUFFIX = ".tmp"
 _MAX_LISTED = 30
 
 MapLocation = str | torch.device | None
+Upgrade = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 class CheckpointError(RuntimeError):
@@ -204,6 +205,7 @@ def load_checkpoint(
     ignore: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
     map_location: MapLocation = "cpu",
+    upgrade: Upgrade | None = None,
 ) -> dict[str, Any]:
     """Read a checkpoint safely, verify it, and return the ``state`` that was saved.
 
@@ -213,14 +215,15 @@ def load_checkpoint(
     checkpoint but absent from ``expected`` are not checked. ``ignore`` lists dotted keys that may
     differ (e.g. ``"config.train.iterations"``); a key ignores everything below it. ``defaults``
     (shaped like ``expected``) lets a checkpoint written before a setting existed load: a key
-    absent from the checkpoint matches when its current value is its default.
+    absent from the checkpoint matches when its current value is its default. ``upgrade`` maps
+    a fingerprint written by an older version to the current layout before the comparison.
 
     Raises :class:`CheckpointCorruptError` for a truncated, damaged or tampered file (including
     one that ``weights_only`` loading refuses), ``FileNotFoundError`` when there is no file.
     """
     state, fingerprint = read_checkpoint(path, map_location)
     if expected is not None:
-        check_fingerprint(path, fingerprint, expected, ignore, defaults)
+        check_fingerprint(path, fingerprint, expected, ignore, defaults, upgrade)
     return state
 
 
@@ -255,9 +258,12 @@ def check_fingerprint(
     expected: Mapping[str, Any],
     ignore: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
+    upgrade: Upgrade | None = None,
 ) -> None:
     """Raise :class:`CheckpointMismatchError` listing how ``stored`` (the fingerprint of the
     checkpoint at ``path``) differs from ``expected`` (see :func:`load_checkpoint`)."""
+    if upgrade is not None:
+        stored = upgrade(stored)
     differences = _differences(stored, expected, tuple(ignore), defaults or {})
     if differences:
         raise CheckpointMismatchError(Path(path), differences)
@@ -270,6 +276,7 @@ def load_latest(
     ignore: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
     map_location: MapLocation = "cpu",
+    upgrade: Upgrade | None = None,
 ) -> tuple[Path, dict[str, Any]] | None:
     """Load the newest usable rotation checkpoint: ``(path, state)``, or ``None`` if there is none.
 
@@ -283,7 +290,7 @@ def load_latest(
         try:
             state = load_checkpoint(
                 path, expected=expected, ignore=ignore, defaults=defaults,
-                map_location=map_location,
+                map_location=map_location, upgrade=upgrade,
             )  # fmt: skip
         except CheckpointCorruptError as err:
             warnings.warn(f"skipping {err}", RuntimeWarning, stacklevel=2)

@@ -1,4 +1,4 @@
-"""A training run's view of a user's image folder: the class split, preprocessing and report.
+"""A run's view of a user's image folder: the class split, preprocessing and report.
 
 ``fastmeta train --data FOLDER`` plans it once, prints :meth:`FolderSplit.report` (classes,
 images per class, everything left out and why) and writes it as ``split.yaml`` into the run
@@ -20,16 +20,15 @@ import yaml
 
 from fastmeta.data.normalize import Normalize, channel_stats
 from fastmeta.data.store import ImageStore
-
-from .errors import MissingDataError, SplitError
-from .folder import is_grey_folder, read_image_folder, split_classes
-from .paths import SPLITS, PathLike
-from .splits import build_store
+from fastmeta.datasets.errors import MissingDataError, SplitError
+from fastmeta.datasets.folder import is_grey_folder, read_image_folder, split_classes
+from fastmeta.datasets.paths import SPLITS, PathLike
+from fastmeta.datasets.splits import build_store
+from fastmeta.run.directory import SPLIT_FILE, RunDirectory
+from fastmeta.run.settings import data_options, image_size
 
 if TYPE_CHECKING:
     from fastmeta.run_config import RunConfig
-
-SPLIT_FILE = "split.yaml"
 
 
 @dataclass(frozen=True)
@@ -185,23 +184,23 @@ def split_stores(split: FolderSplit, cache_dir: PathLike | None = None) -> dict[
 def plan_for_config(config: RunConfig) -> FolderSplit:
     """The split of a ``data.dataset="folder"`` run: its ``split_file``, else planned afresh."""
     d, s = config.data, config.sampler
-    if d.split_file is not None:
-        return FolderSplit.from_file(d.split_file)
+    options = data_options(d)
+    if options.split_file is not None:
+        return FolderSplit.from_file(options.split_file)
     if d.root is None:
         raise MissingDataError(
             "data.dataset=folder needs data.root=<folder with one sub-folder per class> "
             "(or `fastmeta train --data FOLDER`)"
         )
-    test_ways = s.test_ways or s.ways
-    test_images = (s.test_shots or s.shots) + (s.test_queries or s.queries)
+    test_ways, test_shots, test_queries = s.test_episodes()
     return plan_folder_split(
         d.root,
-        image_size=d.image_size,
-        channels=d.channels,
-        fractions=d.fractions,
-        seed=d.split_seed,
-        min_images=max(s.shots + s.queries, test_images),
-        normalize=d.normalize != "none",
+        image_size=image_size(d),
+        channels=options.channels,
+        fractions=options.fractions,
+        seed=options.split_seed,
+        min_images=max(s.shots + s.queries, test_shots + test_queries),
+        normalize=options.normalize != "none",
         min_classes={"train": s.ways, "val": test_ways, "test": test_ways},
     )
 
@@ -213,10 +212,11 @@ def write_split_file(config: RunConfig, run_dir: PathLike) -> tuple[RunConfig, F
     distributed run may call it: each writes the same content by an atomic rename.
     """
     split = plan_for_config(config)
-    path = Path(run_dir).resolve() / SPLIT_FILE
+    path = RunDirectory(run_dir).split_file.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{SPLIT_FILE}.{os.getpid()}.tmp")  # processes of one run race
     partial.write_text(split.to_yaml())
     os.replace(partial, path)
-    data = dataclasses.replace(config.data, split_file=str(path))
+    options = {**config.data.options, "split_file": str(path)}
+    data = dataclasses.replace(config.data, options=options)
     return dataclasses.replace(config, data=data), split

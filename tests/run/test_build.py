@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fastmeta.config import apply_overrides
+from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import RunConfig
-from fastmeta.train.build import build_algorithm, build_model
 
 
 def built(name: str, *overrides: str):
