@@ -1,4 +1,7 @@
-"""Meta-learning algorithms: each maps a TaskBatch to a MetaOutput."""
+"""Meta-learning algorithms: each maps a TaskBatch to a MetaOutput.
+
+``__all__`` is the one list of public algorithm names (``fastmeta`` re-exports it).
+"""
 
 from fastmeta.algorithms.anil import ANIL, BOIL
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
@@ -10,6 +13,7 @@ from fastmeta.algorithms.mamlpp import MAMLPlusPlus
 from fastmeta.algorithms.matching import MatchingNetwork
 from fastmeta.algorithms.metaoptnet import MetaOptNet
 from fastmeta.algorithms.metasgd import MetaSGD
+from fastmeta.algorithms.protonet import PrototypicalNetwork
 from fastmeta.algorithms.relation import RelationNetwork
 from fastmeta.algorithms.reptile import Reptile
 
@@ -26,6 +30,7 @@ __all__ = [
     "MetaOptNet",
     "MetaOutput",
     "MetaSGD",
+    "PrototypicalNetwork",
     "RelationNetwork",
     "Reptile",
     "TransferBaseline",

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import CAVIAOptions
 from fastmeta.functional.batched import map_tasks
-from fastmeta.functional.inner import LossFn, descend
+from fastmeta.functional.inner import descend
 from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.models.film import context_model
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fastmeta.run_config import AlgorithmConfig
 
 
@@ -45,19 +47,9 @@ class CAVIA(InnerLoopLearner):
         context_dim: int,
         lr: float = 1.0,
         steps: int = 1,
-        *,
-        test_steps: int | None = None,
-        first_order: bool = False,
-        loss_fn: LossFn | None = None,
-        inner_loss_scale: float = 1.0,
-        strategy: str = "auto",
-        chunk_size: int | None = None,
+        **settings: Unpack[InnerLoopSettings],
     ) -> None:
-        super().__init__(
-            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
-            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-            first_order=first_order,
-        )  # fmt: skip
+        super().__init__(model, steps=steps, **settings)
         if context_dim < 1:
             raise ValueError(f"context_dim must be >= 1, got {context_dim}")
         self.context_dim = context_dim

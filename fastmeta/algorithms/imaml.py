@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import IMAMLOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.conjugate_gradient import (
@@ -26,11 +26,13 @@ from fastmeta.functional.conjugate_gradient import (
     dot,
     hessian_vector_product,
 )
-from fastmeta.functional.inner import LossFn, Proximal, descend
+from fastmeta.functional.inner import Proximal, descend
 from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fastmeta.run_config import AlgorithmConfig
 
 
@@ -50,6 +52,7 @@ class IMAML(InnerLoopLearner):
     """
 
     min_steps = 1
+    unused_settings = ("first_order",)  # the implicit gradient is the method
 
     def __init__(
         self,
@@ -57,18 +60,11 @@ class IMAML(InnerLoopLearner):
         lr: float = 0.1,
         steps: int = 16,
         *,
-        test_steps: int | None = None,
         regularization: float = 2.0,
         cg_steps: int = 5,
-        loss_fn: LossFn | None = None,
-        inner_loss_scale: float = 1.0,
-        strategy: str = "auto",
-        chunk_size: int | None = None,
+        **settings: Unpack[InnerLoopSettings],
     ) -> None:
-        super().__init__(
-            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
-            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-        )  # fmt: skip
+        super().__init__(model, steps=steps, **settings)
         if regularization <= 0:
             raise ValueError(f"regularization (lambda) must be > 0, got {regularization}")
         if cg_steps < 1:

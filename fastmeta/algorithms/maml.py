@@ -23,9 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.functional.batched import map_tasks
-from fastmeta.functional.inner import LearningRate, LossFn, adapt, update
+from fastmeta.functional.inner import LearningRate, adapt, update
 from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import (
     NameFilter,
@@ -37,6 +37,8 @@ from fastmeta.functional.params import (
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fastmeta.run_config import AlgorithmConfig
 
 
@@ -73,25 +75,16 @@ class MAML(InnerLoopLearner):
         lr: LearningRate = 0.01,
         steps: int = 1,
         *,
-        test_steps: int | None = None,
-        first_order: bool = False,
         adapt: Iterable[str] | NameFilter | None = None,
-        loss_fn: LossFn | None = None,
-        inner_loss_scale: float = 1.0,
-        strategy: str = "auto",
-        chunk_size: int | None = None,
         inner_optimizer: InnerOptimizer | None = None,
         checkpoint_inner_steps: bool = False,
+        **settings: Unpack[InnerLoopSettings],
     ) -> None:
-        super().__init__(
-            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
-            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-            first_order=first_order,
-        )  # fmt: skip
+        super().__init__(model, steps=steps, **settings)
         self.lr = lr
         self.adapt_filter = adapt
         self.inner_optimizer = inner_optimizer or SGD()
-        if checkpoint_inner_steps and strategy == "vmap":
+        if checkpoint_inner_steps and self.strategy == "vmap":
             raise ValueError(
                 "checkpoint_inner_steps runs tasks one at a time (torch.func.vmap does not "
                 "support checkpointing): use strategy='loop' or 'auto'"

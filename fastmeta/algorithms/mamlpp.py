@@ -31,11 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import MAMLPlusPlusOptions
 from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
-from fastmeta.functional.inner import LossFn, descend_with_aux
+from fastmeta.functional.inner import descend
 from fastmeta.functional.params import (
     NameFilter,
     Params,
@@ -46,6 +46,8 @@ from fastmeta.functional.params import (
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fastmeta.run_config import AlgorithmConfig
 
 # The paper's floor on the weight of each non-final step, as a multiple of 1 / steps.
@@ -106,24 +108,15 @@ class MAMLPlusPlus(InnerLoopLearner):
         lr: float = 0.1,
         steps: int = 5,
         *,
-        test_steps: int | None = None,
         learn_lr: bool = True,
         per_step_batchnorm: bool = True,
         batchnorm_statistics: Literal["batch", "running"] = "batch",
         multi_step_fraction: float = 0.1,
         first_order_fraction: float = 0.5,
-        first_order: bool = False,
         adapt: Iterable[str] | NameFilter | None = None,
-        loss_fn: LossFn | None = None,
-        inner_loss_scale: float = 1.0,
-        strategy: str = "auto",
-        chunk_size: int | None = None,
+        **settings: Unpack[InnerLoopSettings],
     ) -> None:
-        super().__init__(
-            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn,
-            inner_loss_scale=inner_loss_scale, strategy=strategy, chunk_size=chunk_size,
-            first_order=first_order,
-        )  # fmt: skip
+        super().__init__(model, steps=steps, **settings)
         for name, value in [("multi_step_fraction", multi_step_fraction),
                             ("first_order_fraction", first_order_fraction)]:  # fmt: skip
             if not 0.0 <= value <= 1.0:
@@ -260,9 +253,10 @@ class MAMLPlusPlus(InnerLoopLearner):
                     loss = self.loss_fn(scored["predictions"], qy)
                     scored["total"] = scored["total"] + weights[step] * loss
 
-            _, per_step = descend_with_aux(
+            per_step: list[list[Statistics]] = []
+            descend(
                 support_loss, {n: params[n] for n in self.adapt_names}, steps=steps, lr=lrs,
-                first_order=first_order, after_step=score_queries,
+                first_order=first_order, after_step=score_queries, aux=per_step,
             )  # fmt: skip
             return scored["total"], scored["predictions"], (per_step if track else [])
 

@@ -26,15 +26,17 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.algorithms.inner_loop import InnerLoopLearner
+from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import ReptileOptions
 from fastmeta.functional.batched import map_tasks
-from fastmeta.functional.inner import LossFn, descend
+from fastmeta.functional.inner import descend
 from fastmeta.functional.optimizers import Adam, InnerOptimizer, inner_optimizer
 from fastmeta.functional.params import Params, functional_forward, module_state, select_adaptable
 from fastmeta.tasks import TaskBatch
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fastmeta.run_config import AlgorithmConfig
 
 
@@ -80,6 +82,7 @@ class Reptile(InnerLoopLearner):
     independent_tasks = False
     min_steps = 1
     min_test_steps = 0
+    unused_settings = ("first_order", "inner_loss_scale")  # the mean support loss, no graph
 
     def __init__(
         self,
@@ -87,19 +90,13 @@ class Reptile(InnerLoopLearner):
         lr: float = 0.001,
         steps: int = 5,
         *,
-        test_steps: int | None = None,
         inner_batch: int | None = None,
         outer_lr: float = 1.0,
         final_outer_lr: float = 0.0,
         optimizer: InnerOptimizer | None = None,
-        loss_fn: LossFn | None = None,
-        strategy: str = "auto",
-        chunk_size: int | None = None,
+        **settings: Unpack[InnerLoopSettings],
     ) -> None:
-        super().__init__(
-            model, steps=steps, test_steps=test_steps, loss_fn=loss_fn, inner_loss_scale=1.0,
-            strategy=strategy, chunk_size=chunk_size,
-        )  # fmt: skip
+        super().__init__(model, steps=steps, **settings)
         self.lr = lr
         self.inner_batch = inner_batch
         self.outer_lr = outer_lr

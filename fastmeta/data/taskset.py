@@ -80,11 +80,7 @@ class TaskSet:
         transform: Callable[[TaskBatch], TaskBatch] | None = None,
     ) -> None:
         check_positive(batch_size=batch_size)
-        if sampler.class_sizes.numel() != store.num_classes:
-            raise ValueError(
-                f"the sampler draws from {sampler.class_sizes.numel()} classes but the store has "
-                f"{store.num_classes}; build the sampler from store.class_sizes"
-            )
+        check_sampler_fits(sampler, store)
         self.store = store
         self.sampler = sampler
         self.batch_size = batch_size
@@ -143,11 +139,7 @@ class VariableTaskSet:
         sampler: VariableEpisodeSampler,
         transform: Callable[[Task], Task] | None = None,
     ) -> None:
-        if sampler.class_sizes.numel() != store.num_classes:
-            raise ValueError(
-                f"the sampler draws from {sampler.class_sizes.numel()} classes but the store has "
-                f"{store.num_classes}; build the sampler from store.class_sizes"
-            )
+        check_sampler_fits(sampler, store)
         self.store = store
         self.sampler = sampler
         self.transform = transform
@@ -175,3 +167,12 @@ class VariableTaskSet:
 
     def __iter__(self) -> Iterator[Task]:
         return self.tasks()
+
+
+def check_sampler_fits(sampler: EpisodeSampler, store: ImageStore) -> None:
+    """Refuse a sampler built for another store (another number of classes)."""
+    if sampler.class_sizes.numel() != store.num_classes:
+        raise ValueError(
+            f"the sampler draws from {sampler.class_sizes.numel()} classes but the store has "
+            f"{store.num_classes}; build the sampler from store.class_sizes"
+        )

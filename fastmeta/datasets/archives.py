@@ -12,7 +12,10 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from .errors import CorruptDataError
 
@@ -119,43 +122,63 @@ def extract_archive(archive: Path, dest: Path) -> list[Path]:
     """
     fix = "Download it again."
     dest.mkdir(parents=True, exist_ok=True)
-    written = []
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                infos = zf.infolist()
-                targets = [safe_member_path(dest, info.filename) for info in infos]
-                for info in infos:
-                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                        raise _refuse_link(info.filename, dest)
-                for info, target in zip(infos, targets, strict=True):
-                    if info.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
-                    written.append(target)
-            return written
+                entries = [
+                    _Member(
+                        info.filename, info.is_dir(), _is_zip_link(info), partial(zf.open, info)
+                    )
+                    for info in zf.infolist()
+                ]
+                return _write_members(entries, dest)
         with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            targets = [safe_member_path(dest, m.name) for m in members]
-            for member in members:
-                if not (member.isfile() or member.isdir()):
-                    raise _refuse_link(member.name, dest)
-            for member, target in zip(members, targets, strict=True):
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                assert src is not None  # regular file members always have contents
-                with src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                written.append(target)
-        return written
+            entries = [
+                _Member(m.name, m.isdir(), not (m.isfile() or m.isdir()), partial(_tar_file, tf, m))
+                for m in tf.getmembers()
+            ]
+            return _write_members(entries, dest)
     except _READ_ERRORS as error:
         raise corrupt_archive(archive, error, fix) from error
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One archive member: its name, whether it is a folder or a link (or other special file),
+    and how to open its contents."""
+
+    name: str
+    is_dir: bool
+    is_link: bool
+    open: Callable[[], IO[bytes]]
+
+
+def _is_zip_link(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def _tar_file(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    contents = archive.extractfile(member)
+    assert contents is not None  # regular file members always have contents
+    return contents
+
+
+def _write_members(members: list[_Member], dest: Path) -> list[Path]:
+    """Check every member (nothing is written if one is refused), then write them."""
+    targets = [safe_member_path(dest, m.name) for m in members]
+    for member in members:
+        if member.is_link:
+            raise _refuse_link(member.name, dest)
+    written = []
+    for member, target in zip(members, targets, strict=True):
+        if member.is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with member.open() as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+        written.append(target)
+    return written
 
 
 def _refuse_link(name: str, dest: Path) -> CorruptDataError:

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
+
+from fastmeta.functional.params import BatchNormCall, BatchNormMode
 
 Statistics = tuple[Tensor, Tensor]
 
 
-class BatchNormStatistics(TorchFunctionMode):
+class BatchNormStatistics(BatchNormMode):
     """Within the ``with`` block, each ``F.batch_norm`` call (in order) either appends its
     batch ``(mean, unbiased variance)`` to :attr:`recorded` (``statistics=None``) or normalises
     with ``statistics[i]`` instead of its batch statistics."""
@@ -31,35 +32,21 @@ class BatchNormStatistics(TorchFunctionMode):
         self.recorded: list[Statistics] = []
         self.calls = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-        kwargs = kwargs or {}
-        if func is not F.batch_norm:
-            return func(*args, **kwargs)
-        return self._batch_norm(*args, **kwargs)
-
-    def _batch_norm(
-        self,
-        input: Tensor,
-        running_mean: Tensor | None,
-        running_var: Tensor | None,
-        weight: Tensor | None = None,
-        bias: Tensor | None = None,
-        training: bool = False,
-        momentum: float = 0.1,
-        eps: float = 1e-5,
-    ) -> Tensor:
+    def batch_norm(self, call: BatchNormCall) -> Tensor:
+        c = call
         index = self.calls
         self.calls += 1
         if self.statistics is None:
-            dims = [0, *range(2, input.dim())]
-            self.recorded.append((input.mean(dims).detach(), input.var(dims).detach()))
+            dims = [0, *range(2, c.input.dim())]
+            self.recorded.append((c.input.mean(dims).detach(), c.input.var(dims).detach()))
             return F.batch_norm(
-                input, running_mean, running_var, weight, bias, training, momentum, eps
-            )
+                c.input, c.running_mean, c.running_var, c.weight, c.bias, c.training, c.momentum,
+                c.eps,
+            )  # fmt: skip
         if index >= len(self.statistics):
             raise RuntimeError(
                 f"BatchNorm call {index + 1} in one forward, but statistics were given for "
                 f"{len(self.statistics)} layers: each BatchNorm layer must run once per forward"
             )
         mean, var = self.statistics[index]
-        return F.batch_norm(input, mean, var, weight, bias, False, 0.0, eps)
+        return F.batch_norm(c.input, mean, var, c.weight, c.bias, False, 0.0, c.eps)

@@ -7,8 +7,8 @@ queries after every step with per-step rates and BatchNorm parameters, and the o
 ``Learner.adapt`` takes one step at a time through :func:`update`. The hooks:
 
 - ``loss(fast, step)``: the support loss of the adapted tensors at inner step ``step`` (so a
-  step can read its own mini-batch or per-step parameters); with ``has_aux`` it returns
-  ``(loss, aux)`` and the aux of every step is returned;
+  step can read its own mini-batch or per-step parameters); given a list ``aux`` it returns
+  ``(loss, aux)`` and the aux of every step is collected there;
 - ``lr``: a scalar, a per-parameter mapping (Meta-SGD's tensors), or one of those per step;
 - ``optimizer``: the differentiable update rule (plain SGD by default; its state is threaded
   through the steps, so it can be learned through);
@@ -40,7 +40,7 @@ from fastmeta.functional.params import Params, one_task_at_a_time, tasks_run_one
 Forward = Callable[[Params, Tensor], Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 StepLoss = Callable[[Params, int], Any]
-"""``loss(fast, step)``: a scalar tensor, or ``(scalar, aux)`` for :func:`descend_with_aux`."""
+"""``loss(fast, step)``: a scalar tensor, or ``(scalar, aux)`` when :func:`descend` collects aux."""
 StepLR = float | Tensor | Mapping[str, Tensor | float]
 LearningRate = StepLR | Sequence[StepLR]
 AfterStep = Callable[[int, Params], None]
@@ -98,32 +98,48 @@ def descend(
     proximal: Proximal | None = None,
     after_step: AfterStep | None = None,
     checkpoint_steps: bool = False,
+    aux: list[Any] | None = None,
 ) -> Params:
     """``steps`` updates of ``fast`` down ``loss(fast, step)``; a new dictionary (see the module
-    docstring for the hooks)."""
-    return _descend(
-        loss, fast, steps=steps, lr=lr, first_order=first_order, optimizer=optimizer,
-        proximal=proximal, after_step=after_step, checkpoint_steps=checkpoint_steps,
-        has_aux=False,
-    )[0]  # fmt: skip
+    docstring for the hooks). Given a list ``aux``, ``loss`` returns ``(loss, aux)`` and the aux
+    of every step is appended to it."""
+    if steps < 0:
+        raise ValueError(f"inner steps must be >= 0, got {steps}")
+    checkpoint_steps = checkpoint_steps and not first_order  # no graph between steps to save
+    if checkpoint_steps and (aux is not None or not tasks_run_one_by_one()):
+        raise ValueError(
+            "checkpointed inner steps run one task at a time and return nothing but the "
+            "tensors: use strategy='loop' (torch.func.vmap and torch.func.grad do not support "
+            "the saved-tensor hooks checkpointing needs)"
+        )
+    optimizer = optimizer or SGD()
+    state = optimizer.init(fast)
+    # a graph through the steps only when gradients are on and second order is asked for
+    create_graph = torch.is_grad_enabled() and not first_order
+    grad_fn = _gradient(loss, aux is not None, create_graph)
 
+    def inner_step(step: int, fast: Params, state: State) -> tuple[Params, State]:
+        if first_order:  # constants, also with respect to what the loss closes over
+            grads, extra = grad_fn({n: p.detach() for n, p in fast.items()}, step)
+            grads = {n: g.detach() for n, g in grads.items()}
+        else:
+            grads, extra = grad_fn(fast, step)
+        if aux is not None:
+            aux.append(extra)
+        if proximal is not None:
+            grads = {
+                n: g + proximal.strength * (fast[n] - proximal.anchor[n]) for n, g in grads.items()
+            }
+        return update(fast, grads, step, lr, optimizer, state)
 
-def descend_with_aux(
-    loss: StepLoss,
-    fast: Params,
-    *,
-    steps: int,
-    lr: LearningRate,
-    first_order: bool = False,
-    optimizer: InnerOptimizer | None = None,
-    proximal: Proximal | None = None,
-    after_step: AfterStep | None = None,
-) -> tuple[Params, list[Any]]:
-    """:func:`descend` for a ``loss`` returning ``(loss, aux)``: also the aux of every step."""
-    return _descend(
-        loss, fast, steps=steps, lr=lr, first_order=first_order, optimizer=optimizer,
-        proximal=proximal, after_step=after_step, checkpoint_steps=False, has_aux=True,
-    )  # fmt: skip
+    for step in range(steps):
+        if checkpoint_steps:
+            fast, state = _checkpointed(partial(inner_step, step), fast, state)
+        else:
+            fast, state = inner_step(step, fast, state)
+        if after_step is not None:
+            after_step(step, fast)
+    return fast
 
 
 def adapt(
@@ -158,59 +174,6 @@ def adapt(
         first_order=first_order, optimizer=optimizer, checkpoint_steps=checkpoint_steps,
     )  # fmt: skip
     return {**fixed, **fast}
-
-
-def _descend(
-    loss: StepLoss,
-    fast: Params,
-    *,
-    steps: int,
-    lr: LearningRate,
-    first_order: bool,
-    optimizer: InnerOptimizer | None,
-    proximal: Proximal | None,
-    after_step: AfterStep | None,
-    checkpoint_steps: bool,
-    has_aux: bool,
-) -> tuple[Params, list[Any]]:
-    if steps < 0:
-        raise ValueError(f"inner steps must be >= 0, got {steps}")
-    checkpoint_steps = checkpoint_steps and not first_order  # no graph between steps to save
-    if checkpoint_steps and not tasks_run_one_by_one():
-        raise ValueError(
-            "checkpointed inner steps run one task at a time: use strategy='loop' "
-            "(torch.func.vmap and torch.func.grad do not support the saved-tensor hooks "
-            "checkpointing needs)"
-        )
-    optimizer = optimizer or SGD()
-    state = optimizer.init(fast)
-    # a graph through the steps only when gradients are on and second order is asked for
-    create_graph = torch.is_grad_enabled() and not first_order
-    grad_fn = _gradient(loss, has_aux, create_graph)
-    auxes: list[Any] = []
-
-    def inner_step(step: int, fast: Params, state: State) -> tuple[Params, State]:
-        if first_order:  # constants, also with respect to what the loss closes over
-            grads, aux = grad_fn({n: p.detach() for n, p in fast.items()}, step)
-            grads = {n: g.detach() for n, g in grads.items()}
-        else:
-            grads, aux = grad_fn(fast, step)
-        if has_aux:
-            auxes.append(aux)
-        if proximal is not None:
-            grads = {
-                n: g + proximal.strength * (fast[n] - proximal.anchor[n]) for n, g in grads.items()
-            }
-        return update(fast, grads, step, lr, optimizer, state)
-
-    for step in range(steps):
-        if checkpoint_steps:
-            fast, state = _checkpointed(partial(inner_step, step), fast, state)
-        else:
-            fast, state = inner_step(step, fast, state)
-        if after_step is not None:
-            after_step(step, fast)
-    return fast, auxes
 
 
 GradFn = Callable[[Params, int], tuple[Params, Any]]

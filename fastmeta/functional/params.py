@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,41 +50,63 @@ def module_state(module: nn.Module) -> tuple[Params, Params]:
     return dict(module.named_parameters()), dict(module.named_buffers())
 
 
-class _BatchNormAffineByHand(TorchFunctionMode):
+@dataclass
+class BatchNormCall:
+    """The arguments of one ``F.batch_norm`` call, by name."""
+
+    input: Tensor
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    weight: Tensor | None = None
+    bias: Tensor | None = None
+    training: bool = False
+    momentum: float = 0.1
+    eps: float = 1e-5
+
+
+class BatchNormMode(TorchFunctionMode):
+    """A mode that hands every ``F.batch_norm`` call, as a :class:`BatchNormCall`, to
+    :meth:`batch_norm`; every other function runs as it is."""
+
+    def __torch_function__(  # type: ignore[override]  # torch types this hook loosely
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.batch_norm:
+            return func(*args, **kwargs)
+        return self.batch_norm(BatchNormCall(*args, **kwargs))
+
+    def batch_norm(self, call: BatchNormCall) -> Tensor:
+        raise NotImplementedError
+
+
+class _BatchNormAffineByHand(BatchNormMode):
     """Rewrites ``F.batch_norm`` as normalisation without affine, then ``x * w + b``.
 
     In training mode the running statistics are not passed on, so no shared buffer is updated by
     a task (each task normalises with its own batch statistics, the MAML setting).
     """
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-        kwargs = kwargs or {}
-        if func is not F.batch_norm:
-            return func(*args, **kwargs)
-        return _batch_norm_by_hand(*args, **kwargs)
-
-
-def _batch_norm_by_hand(
-    input: Tensor,
-    running_mean: Tensor | None,
-    running_var: Tensor | None,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    training: bool = False,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
-) -> Tensor:
-    if training:
-        running_mean = running_var = None
-    if _ONE_TASK_AT_A_TIME.get():
-        return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
-    out = F.batch_norm(input, running_mean, running_var, None, None, training, momentum, eps)
-    shape = (1, -1) + (1,) * (input.dim() - 2)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    def batch_norm(self, call: BatchNormCall) -> Tensor:
+        c = call
+        running_mean, running_var = (None, None) if c.training else (c.running_mean, c.running_var)
+        if _ONE_TASK_AT_A_TIME.get():
+            return F.batch_norm(
+                c.input, running_mean, running_var, c.weight, c.bias, c.training, c.momentum, c.eps
+            )
+        out = F.batch_norm(
+            c.input, running_mean, running_var, None, None, c.training, c.momentum, c.eps
+        )
+        shape = (1, -1) + (1,) * (c.input.dim() - 2)
+        if c.weight is not None:
+            out = out * c.weight.reshape(shape)
+        if c.bias is not None:
+            out = out + c.bias.reshape(shape)
+        return out
 
 
 def functional_forward(
