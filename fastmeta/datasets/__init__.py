@@ -4,47 +4,50 @@
 cache under ``$FASTMETA_CACHE`` and returns the split's store. See ``docs/DATASETS.md``.
 """
 
-from .archives import extract_archive
-from .cache import LabelledImages
-from .cifar import load_cifarfs, load_fc100
-from .cub import load_cub
-from .download import Resource, fetch
-from .errors import (
-    CorruptDataError,
-    DatasetError,
-    DownloadError,
-    MissingDataError,
-    SplitError,
-)
-from .folder import FolderReport, load_image_folder, read_image_folder
-from .miniimagenet import load_miniimagenet
-from .omniglot import load_omniglot, read_omniglot
-from .registry import DATASETS, DatasetInfo, dataset_info, load_split, load_splits
-from .tieredimagenet import load_tieredimagenet
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "CorruptDataError",
-    "DatasetError",
-    "DatasetInfo",
-    "DownloadError",
-    "FolderReport",
-    "LabelledImages",
-    "MissingDataError",
-    "Resource",
-    "SplitError",
-    "dataset_info",
-    "extract_archive",
-    "fetch",
-    "load_cifarfs",
-    "load_cub",
-    "load_fc100",
-    "load_image_folder",
-    "load_miniimagenet",
-    "load_omniglot",
-    "load_split",
-    "load_splits",
-    "load_tieredimagenet",
-    "read_image_folder",
-    "read_omniglot",
-]
+from typing import TYPE_CHECKING
+
+from fastmeta.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .archives import extract_archive
+    from .cache import LabelledImages
+    from .cifar import load_cifarfs, load_fc100
+    from .cub import load_cub
+    from .download import Resource, fetch
+    from .errors import CorruptDataError, DatasetError, DownloadError, MissingDataError, SplitError
+    from .folder import FolderReport, load_image_folder, read_image_folder
+    from .miniimagenet import load_miniimagenet
+    from .omniglot import load_omniglot, read_omniglot
+    from .registry import DATASETS, DatasetInfo, dataset_info, load_split, load_splits
+    from .tieredimagenet import load_tieredimagenet
+
+_WHERE = {
+    "CorruptDataError": "errors",
+    "DATASETS": "registry",
+    "DatasetError": "errors",
+    "DatasetInfo": "registry",
+    "DownloadError": "errors",
+    "FolderReport": "folder",
+    "LabelledImages": "cache",
+    "MissingDataError": "errors",
+    "Resource": "download",
+    "SplitError": "errors",
+    "dataset_info": "registry",
+    "extract_archive": "archives",
+    "fetch": "download",
+    "load_cifarfs": "cifar",
+    "load_cub": "cub",
+    "load_fc100": "cifar",
+    "load_image_folder": "folder",
+    "load_miniimagenet": "miniimagenet",
+    "load_omniglot": "omniglot",
+    "load_split": "registry",
+    "load_splits": "registry",
+    "load_tieredimagenet": "tieredimagenet",
+    "read_image_folder": "folder",
+    "read_omniglot": "omniglot",
+}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_attributes(__name__, {k: f"{__name__}.{m}" for k, m in _WHERE.items()})
