@@ -13,8 +13,9 @@ from fastmeta.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from fastmeta.algorithms import *  # noqa: F403  (the one list of public algorithms)
-    from fastmeta.predict import load
-    from fastmeta.tasks import Task, TaskBatch
+    from fastmeta.predict import load as load
+    from fastmeta.tasks import Task as Task
+    from fastmeta.tasks import TaskBatch as TaskBatch
 
 __version__ = "0.1.0"
 

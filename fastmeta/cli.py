@@ -7,9 +7,9 @@ import argparse
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from fastmeta.predict import AdaptedClassifier
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     try:
         from fastmeta.datasets.commands import add_data_commands
     except ImportError:  # pragma: no cover - the datasets package always ships it
@@ -81,7 +81,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     add_data_commands(commands)
 
 
-def _add_inference_commands(commands: argparse._SubParsersAction) -> None:
+def _add_inference_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     adapt = commands.add_parser(
         "adapt",
         help="adapt a trained run to new classes and label query images (CSV)",
@@ -120,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "adapt": _adapt,
         "export": _export,
     }
-    handler = handlers.get(args.command) or getattr(args, "handler", None)
+    # Every sub-command is in ``handlers`` or stores its own (the ``data`` commands).
+    handler = cast(
+        "Callable[[argparse.Namespace], int]",
+        handlers.get(args.command) or getattr(args, "handler", None),
+    )
     if os.environ.get("FASTMETA_KEEP_FREED_MEMORY", "1") != "0":
         from fastmeta.train.allocator import keep_freed_memory
 

@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -51,8 +51,8 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
     values = {}
     for key, value in data.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = from_dict(hint, value, f"{where}{key}.")
+        if dataclasses.is_dataclass(hint):  # a hint is a class: a nested section's dataclass
+            values[key] = from_dict(cast("type[Any]", hint), value, f"{where}{key}.")
         else:
             values[key] = _coerce(f"{where}{key}", value, hint)
     return cls(**values)

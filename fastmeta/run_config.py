@@ -134,11 +134,14 @@ class TrainConfig:
     evaluation excluded) has passed, even before ``iterations``; schedules still span
     ``iterations``, so set both when a schedule matters. ``precision`` is the arithmetic of the
     meta-steps (see :mod:`fastmeta.train.precision`); evaluation stays in float32.
+    ``cuda_graph`` captures the whole meta-step once as a CUDA graph and replays it (CUDA only;
+    fixed task shapes; not for methods with a schedule, see :mod:`fastmeta.train.cuda_graph`).
     """
 
     iterations: int = 5000
     time_limit_minutes: float | None = None
     precision: Literal["float32", "tf32", "bf16"] = "float32"
+    cuda_graph: bool = False
     val_every: int = 500
     val_episodes: int = 200
     early_stop_patience: int | None = None

@@ -7,8 +7,9 @@ engine can run the inner loop over all tasks at once (``vmap``) or one by one (a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor
@@ -127,7 +128,10 @@ class TaskBatch:
     def _map(self, fn: Callable[[Tensor], Tensor]) -> TaskBatch:
         """The batch with ``fn`` applied to every tensor (``classes`` included)."""
         return TaskBatch(
-            *(fn(t) for t in (self.support_x, self.support_y, self.query_x, self.query_y)),
+            fn(self.support_x),
+            fn(self.support_y),
+            fn(self.query_x),
+            fn(self.query_y),
             None if self.classes is None else fn(self.classes),
         )
 
@@ -149,4 +153,23 @@ def _stack_classes(tasks: Sequence[Task]) -> Tensor | None:
     """The tasks' ``classes`` stacked, or ``None`` when any task lacks them."""
     if any(t.classes is None for t in tasks):
         return None
-    return torch.stack([t.classes for t in tasks])  # type: ignore[misc]
+    return torch.stack([cast(Tensor, t.classes) for t in tasks])  # none is None (checked above)
+
+
+class TaskSource(Protocol):
+    """A seeded stream of tasks drawn by index: what the trainer and evaluation read
+    (``TaskSet`` and ``SineTasks`` are ones). Episode ``i`` depends only on the seed and ``i``."""
+
+    batch_size: int
+
+    def batch(self, index: int) -> TaskBatch:
+        """Meta-batch ``index``: episodes ``index * batch_size`` onward."""
+        ...
+
+    def episodes(self, start: int, count: int) -> TaskBatch:
+        """Episodes ``start .. start + count - 1``."""
+        ...
+
+    def evaluation(self, num_episodes: int) -> Iterable[TaskBatch]:
+        """Episodes ``0 .. num_episodes - 1``, in batches of ``batch_size``."""
+        ...

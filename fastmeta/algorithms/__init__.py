@@ -11,19 +11,22 @@ from typing import TYPE_CHECKING
 from fastmeta.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from fastmeta.algorithms.anil import ANIL, BOIL
-    from fastmeta.algorithms.base import MetaLearner, MetaOutput
-    from fastmeta.algorithms.baseline import TransferBaseline
-    from fastmeta.algorithms.cavia import CAVIA
-    from fastmeta.algorithms.imaml import IMAML
-    from fastmeta.algorithms.maml import MAML, Learner
-    from fastmeta.algorithms.mamlpp import MAMLPlusPlus
-    from fastmeta.algorithms.matching import MatchingNetwork
-    from fastmeta.algorithms.metaoptnet import MetaOptNet
-    from fastmeta.algorithms.metasgd import MetaSGD
-    from fastmeta.algorithms.protonet import PrototypicalNetwork
-    from fastmeta.algorithms.relation import RelationNetwork
-    from fastmeta.algorithms.reptile import Reptile
+    from fastmeta.algorithms.anil import ANIL as ANIL
+    from fastmeta.algorithms.anil import BOIL as BOIL
+    from fastmeta.algorithms.base import MetaLearner as MetaLearner
+    from fastmeta.algorithms.base import MetaOutput as MetaOutput
+    from fastmeta.algorithms.baseline import TransferBaseline as TransferBaseline
+    from fastmeta.algorithms.cavia import CAVIA as CAVIA
+    from fastmeta.algorithms.imaml import IMAML as IMAML
+    from fastmeta.algorithms.maml import MAML as MAML
+    from fastmeta.algorithms.maml import Learner as Learner
+    from fastmeta.algorithms.mamlpp import MAMLPlusPlus as MAMLPlusPlus
+    from fastmeta.algorithms.matching import MatchingNetwork as MatchingNetwork
+    from fastmeta.algorithms.metaoptnet import MetaOptNet as MetaOptNet
+    from fastmeta.algorithms.metasgd import MetaSGD as MetaSGD
+    from fastmeta.algorithms.protonet import PrototypicalNetwork as PrototypicalNetwork
+    from fastmeta.algorithms.relation import RelationNetwork as RelationNetwork
+    from fastmeta.algorithms.reptile import Reptile as Reptile
 
 _WHERE = {
     "ANIL": "anil",

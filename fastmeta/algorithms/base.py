@@ -7,6 +7,7 @@ trains, evaluates, checkpoints and runs distributed the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +75,8 @@ class MetaLearner(nn.Module):
         """Scores on ``batch`` for evaluation; builds no graph. Algorithms with an inner loop
         override this to adapt with their test-time settings."""
         with torch.no_grad():
-            return self(batch)
+            output: MetaOutput = self(batch)
+            return output
 
     def task_classifier(self, support_x: Tensor, support_y: Tensor) -> nn.Module:
         """A plain module mapping query images to logits for the classes of one support set,
@@ -100,15 +102,17 @@ class MetaLearner(nn.Module):
         """
         if chunk_size is None:
             chunk_size = self.default_backward_chunk(batch)
-        outputs = []
+        outputs: list[MetaOutput] = []
         for chunk in batch.chunks(chunk_size):
-            out = self(chunk)
-            (out.loss * (chunk.num_tasks / batch.num_tasks)).backward()
+            out: MetaOutput = self(chunk)
+            weighted = out.loss * (chunk.num_tasks / batch.num_tasks)
+            weighted.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
             outputs.append(out)
         task_losses = torch.cat([o.task_losses for o in outputs])
         accuracy = None
         if outputs[0].accuracy is not None:
-            accuracy = torch.cat([o.accuracy for o in outputs])  # type: ignore[misc]
+            # every chunk has an accuracy when the first has (the same targets' kind)
+            accuracy = torch.cat([cast(Tensor, o.accuracy) for o in outputs])
         return MetaOutput(
             loss=task_losses.mean(),
             task_losses=task_losses,

@@ -127,7 +127,8 @@ def fit_heads(
                 logits = head_logits(x, weight, bias, head, scale)
                 loss = F.cross_entropy(logits.mT, labels.gather(1, picked), reduction="none")
                 optimizer.zero_grad(set_to_none=True)
-                loss.mean(dim=1).sum().backward()
+                total = loss.mean(dim=1).sum()
+                total.backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
                 optimizer.step()
     return weight.detach(), None if bias is None else bias.detach()
 
@@ -252,7 +253,10 @@ class TransferBaseline(MetaLearner):
             with torch.no_grad():
 
                 def embed(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
-                    return functional_forward(self.backbone, params, buffers, torch.cat([sx, qx]))
+                    out: Tensor = functional_forward(
+                        self.backbone, params, buffers, torch.cat([sx, qx])
+                    )
+                    return out
 
                 return map_tasks(embed, batch, self.strategy, self.chunk_size)
         finally:

@@ -60,7 +60,8 @@ class CAVIA(InnerLoopLearner):
         params, buffers = module_state(self.model)
 
         def forward(x: Tensor, context: Tensor) -> Tensor:
-            return functional_forward(self.model, params, buffers, x, context)
+            out: Tensor = functional_forward(self.model, params, buffers, x, context)
+            return out
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
             def support_loss(fast: Params, step: int) -> Tensor:

@@ -81,7 +81,8 @@ class IMAML(InnerLoopLearner):
         frozen = {n: p for n, p in params.items() if not p.requires_grad}
 
         def forward(p: Params, x: Tensor) -> Tensor:
-            return functional_forward(self.model, {**frozen, **p}, buffers, x)
+            out: Tensor = functional_forward(self.model, {**frozen, **p}, buffers, x)
+            return out
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
             def support_loss(p: Params) -> Tensor:

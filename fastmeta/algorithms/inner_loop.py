@@ -107,5 +107,7 @@ class InnerLoopLearner(MetaLearner):
             )
 
     def run(self, batch: TaskBatch, *, steps: int, first_order: bool) -> MetaOutput:
-        """Adapt every task of ``batch`` for ``steps`` steps and score its query set."""
+        """Adapt every task of ``batch`` for ``steps`` steps and score its query set (the hook
+        of ``forward`` and ``evaluate``; MAML++, whose loss weighs every step, overrides those
+        two instead)."""
         raise NotImplementedError

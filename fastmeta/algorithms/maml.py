@@ -127,7 +127,8 @@ class MAML(InnerLoopLearner):
         adapted ones replaced)."""
 
         def forward(p: Params, x: Tensor) -> Tensor:
-            return functional_forward(self.model, p, buffers, x)
+            out: Tensor = functional_forward(self.model, p, buffers, x)
+            return out
 
         return adapt(
             forward, params, sx, sy, self.support_loss,

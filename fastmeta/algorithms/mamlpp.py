@@ -197,7 +197,7 @@ class MAMLPlusPlus(InnerLoopLearner):
     # ----------------------------------------------------------------- running
     def forward(self, batch: TaskBatch) -> MetaOutput:
         """The weighted multi-step query loss of every task, with the current schedules."""
-        return self.run(
+        return self.run_weighted(
             batch, self.steps, self.loss_weights(), self.first_order(), track=self.training
         )
 
@@ -206,9 +206,11 @@ class MAMLPlusPlus(InnerLoopLearner):
         steps = self.test_steps if steps is None else steps
         running = self.batchnorm_statistics == "running"
         with torch.no_grad():
-            return self.run(batch, steps, [0.0] * (steps - 1) + [1.0], True, running=running)
+            return self.run_weighted(
+                batch, steps, [0.0] * (steps - 1) + [1.0], True, running=running
+            )
 
-    def run(
+    def run_weighted(
         self,
         batch: TaskBatch,
         steps: int,

@@ -48,7 +48,7 @@ def ridge_regression_head(
     targets = F.one_hot(support_y, ways).to(support.dtype)
     gram = support @ support.transpose(-1, -2)
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    alpha = torch.linalg.solve(gram + ridge * eye, targets)
+    alpha: Tensor = torch.linalg.solve(gram + ridge * eye, targets)
     return (query @ support.transpose(-1, -2)) @ alpha
 
 

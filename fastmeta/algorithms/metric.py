@@ -38,7 +38,8 @@ class MetricLearner(MetaLearner):
         support_size = batch.support_x.shape[1]
 
         def embed_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
-            return functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
+            out: Tensor = functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
+            return out
 
         embedded = map_tasks(embed_task, batch, self.strategy, self.chunk_size)
         return embedded[:, :support_size], embedded[:, support_size:]

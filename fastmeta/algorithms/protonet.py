@@ -87,6 +87,8 @@ class PrototypeClassifier(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         self.encoder = encoder
+        self.support_x: Tensor  # buffers, registered below
+        self.support_y: Tensor
         self.register_buffer("support_x", support_x)
         self.register_buffer("support_y", support_y)
         self.ways, self.distance, self.scale = ways, distance, scale

@@ -60,6 +60,8 @@ class AlgorithmSpec:
             trained run can be exported as a fixed classifier.
         classifier: the state-dict name of a classifier over all training classes, whose rows
             are ``options.num_classes`` (filled from the training data when unset).
+        schedules: its meta-step changes with training progress (``start_step``), so a
+            captured CUDA graph, which freezes it, cannot replay it.
     """
 
     name: str
@@ -70,6 +72,7 @@ class AlgorithmSpec:
     settings: frozenset[str] = frozenset()
     exports: bool = False
     classifier: str | None = None
+    schedules: bool = False
 
     def builder(self) -> Builder:
         """The build function (imported on first use when given as a path)."""
@@ -108,7 +111,7 @@ _BUILTIN = (
     ),
     _builtin(
         "mamlpp", name="mamlpp", options=opts.MAMLPlusPlusOptions,
-        settings=MAML_FAMILY - {"checkpoint_inner_steps"},
+        settings=MAML_FAMILY - {"checkpoint_inner_steps"}, schedules=True,
         description="MAML++: multi-step loss, derivative-order annealing, per-step BatchNorm "
         "and learned per-step inner rates (Antoniou et al. 2019)",
     ),
@@ -126,6 +129,7 @@ _BUILTIN = (
     ),
     _builtin(
         "reptile", name="reptile", options=opts.ReptileOptions, settings=INNER_LOOP,
+        schedules=True,
         description="Reptile: move towards the task-adapted weights (Nichol et al. 2018)",
     ),
     _builtin(

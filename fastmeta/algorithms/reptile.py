@@ -20,7 +20,7 @@ adapts on the whole support set at every step (deterministic, so test episodes s
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -122,9 +122,12 @@ class Reptile(InnerLoopLearner):
         )
 
         def task_fn(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
-            xs, ys = sx.unflatten(0, (self.steps, size)), sy.unflatten(0, (self.steps, size))
+            # torch leaves Tensor.unflatten untyped
+            xs = sx.unflatten(0, (self.steps, size))  # type: ignore[no-untyped-call]  # torch
+            ys = sy.unflatten(0, (self.steps, size))  # type: ignore[no-untyped-call]  # torch
             fast = self.inner_loop(params, buffers, names, xs, ys)
-            distance = sum(((params[n] - fast[n]) ** 2).sum() for n in names)
+            # a tensor: some parameter is adapted (sum's start, 0, is never returned)
+            distance = cast(Tensor, sum(((params[n] - fast[n]) ** 2).sum() for n in names))
             with torch.no_grad():
                 predictions = functional_forward(self.model, fast, buffers, qx)
                 loss = self.loss_fn(predictions, qy)

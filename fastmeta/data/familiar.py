@@ -10,11 +10,11 @@ Written from learn2learn's documented behaviour; the transforms are in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import count as count_from
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -26,7 +26,7 @@ from fastmeta.data.counter_rng import derive_seed
 _POOL_STREAM = 0x5A3C96E1
 
 
-class MetaDataset(Dataset):
+class MetaDataset(Dataset[Any]):
     """A map-style dataset plus the index of which items carry which label.
 
     The labels are read without loading the data when the dataset exposes them: a ``targets`` or
@@ -37,9 +37,9 @@ class MetaDataset(Dataset):
     and ``indices_to_labels`` (item index -> label).
     """
 
-    def __init__(self, dataset: Dataset, labels: Sequence[int] | Tensor | None = None) -> None:
+    def __init__(self, dataset: Dataset[Any], labels: Sequence[int] | Tensor | None = None) -> None:
         self.dataset = dataset
-        size = len(dataset)  # type: ignore[arg-type]
+        size = len(cast(Sized, dataset))  # map-style: torch's Dataset declares no __len__
         if labels is None:
             labels = _known_labels(dataset, size)
         if labels is None:
@@ -52,10 +52,10 @@ class MetaDataset(Dataset):
         order = torch.argsort(item_labels, stable=True)
         distinct, counts = torch.unique_consecutive(item_labels[order], return_counts=True)
         self.item_labels = item_labels
-        self.class_indices = dict(
+        self.class_indices: dict[int, Tensor] = dict(
             zip(distinct.tolist(), torch.split(order, counts.tolist()), strict=True)
         )
-        self.labels = distinct.tolist()
+        self.labels: list[int] = distinct.tolist()
 
     @cached_property
     def labels_to_indices(self) -> dict[int, list[int]]:
@@ -72,21 +72,22 @@ class MetaDataset(Dataset):
         return self.dataset[index]
 
 
-def _known_labels(dataset: Dataset, size: int) -> Sequence[int] | Tensor | None:
+def _known_labels(dataset: Dataset[Any], size: int) -> Sequence[int] | Tensor | None:
     """The labels a dataset already exposes, or None."""
     if isinstance(dataset, MetaDataset):
         return dataset.item_labels
     tensors = getattr(dataset, "tensors", None)
     if isinstance(tensors, tuple) and len(tensors) >= 2:
-        return tensors[1]
+        second: Tensor = tensors[1]  # a TensorDataset's (inputs, labels, ...)
+        return second
     for name in ("targets", "labels"):
-        labels = getattr(dataset, name, None)
+        labels: Sequence[int] | Tensor | None = getattr(dataset, name, None)
         if labels is not None and not callable(labels) and len(labels) == size:
             return labels
     return None
 
 
-def as_meta_dataset(dataset: Dataset) -> MetaDataset:
+def as_meta_dataset(dataset: Dataset[Any]) -> MetaDataset:
     """``dataset`` itself if it is a MetaDataset, else a MetaDataset around it."""
     return dataset if isinstance(dataset, MetaDataset) else MetaDataset(dataset)
 
@@ -127,7 +128,7 @@ class TaskDataset:
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: Dataset[Any],
         task_transforms: Sequence[TaskTransform] | None = None,
         num_tasks: int = -1,
         task_collate: Callable[[list[tuple[Any, int]]], Any] | None = None,

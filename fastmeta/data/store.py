@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -32,8 +33,9 @@ class ImageStore:
     images: Tensor
     labels: Tensor
     base_names: Sequence[str]
-    class_base: Tensor = field(default=None)  # type: ignore[assignment]
-    class_turns: Tensor = field(default=None)  # type: ignore[assignment]
+    # None by default; __post_init__ always replaces it with a tensor
+    class_base: Tensor = field(default=cast(Tensor, None))
+    class_turns: Tensor = field(default=cast(Tensor, None))
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -70,6 +72,11 @@ class ImageStore:
             raise ValueError("class_turns must be quarter turns in 0..3")
         counts = torch.bincount(labels, minlength=len(self.base_names))
         offsets = torch.cumsum(counts, 0) - counts
+        self._order: Tensor  # derived attributes, set past the frozen dataclass's __setattr__
+        self._counts: Tensor
+        self._class_offsets: Tensor
+        self._rotated: bool
+        self._turned: tuple[Tensor, Tensor] | None
         object.__setattr__(self, "_order", torch.argsort(labels, stable=True))
         object.__setattr__(self, "_counts", counts)
         object.__setattr__(self, "_class_offsets", offsets[self.class_base])
@@ -82,7 +89,7 @@ class ImageStore:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        return cast(tuple[int, int, int], tuple(self.images.shape[1:]))  # [N, C, H, W] checked
 
     @property
     def class_sizes(self) -> Tensor:
@@ -175,14 +182,16 @@ class ImageStore:
         Built on first use and kept: uint8 memory grows by the number of turns in use, and
         gathering rotated classes stays a single ``index_select``.
         """
-        if self._turned is None:
+        turned = self._turned
+        if turned is None:
             used = torch.unique(self.class_turns).tolist()
             stacked = torch.cat([torch.rot90(self.images, k, dims=(2, 3)) for k in used])
             slot = torch.zeros(4, dtype=torch.long, device=self.images.device)
             slot[used] = torch.arange(len(used), device=self.images.device)
             offsets = slot[self.class_turns] * self.images.shape[0]
-            object.__setattr__(self, "_turned", (stacked, offsets))
-        return self._turned
+            turned = (stacked, offsets)
+            object.__setattr__(self, "_turned", turned)
+        return turned
 
     def to(self, device: torch.device | str) -> ImageStore:
         """The same store with its images and index tensors on ``device`` (to sample on the GPU)."""

@@ -9,6 +9,7 @@ data, so only :class:`LoadData` touches the dataset's items, and only those that
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,7 +22,7 @@ from fastmeta.data.familiar import MetaDataset, TaskDescription, as_meta_dataset
 class _DatasetTransform:
     """Base: holds the MetaDataset a transform starts from when it comes first."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset[Any]) -> None:
         self.dataset: MetaDataset = as_meta_dataset(dataset)
 
     def _whole(self, labels: Iterable[int] | None = None) -> TaskDescription:
@@ -41,7 +42,8 @@ def _distinct_in_order(labels: Tensor) -> Tensor:
     distinct, inverse = torch.unique(labels, return_inverse=True)
     first = torch.full((distinct.numel(),), labels.numel(), dtype=torch.long)
     first.scatter_reduce_(0, inverse, torch.arange(labels.numel()), reduce="amin")
-    return distinct[first.argsort()]
+    ordered: Tensor = distinct[first.argsort()]
+    return ordered
 
 
 def _choose_ways(available: Tensor, n: int, generator: torch.Generator) -> Tensor:
@@ -71,7 +73,7 @@ def _shots(
 class FilterLabels(_DatasetTransform):
     """Keep only the items whose label is in ``labels``."""
 
-    def __init__(self, dataset: Dataset, labels: Iterable[int]) -> None:
+    def __init__(self, dataset: Dataset[Any], labels: Iterable[int]) -> None:
         super().__init__(dataset)
         self.labels = sorted(set(labels))
         if not self.labels:
@@ -91,7 +93,7 @@ class FilterLabels(_DatasetTransform):
 class NWays(_DatasetTransform):
     """Keep the items of ``n`` classes drawn uniformly at random from those present."""
 
-    def __init__(self, dataset: Dataset, n: int = 2) -> None:
+    def __init__(self, dataset: Dataset[Any], n: int = 2) -> None:
         super().__init__(dataset)
         check_positive(n=n)
         self.n = n
@@ -110,7 +112,7 @@ class NWays(_DatasetTransform):
 class KShots(_DatasetTransform):
     """Keep ``k`` random items of every class present, class by class (first-appearance order)."""
 
-    def __init__(self, dataset: Dataset, k: int = 1, replacement: bool = False) -> None:
+    def __init__(self, dataset: Dataset[Any], k: int = 1, replacement: bool = False) -> None:
         super().__init__(dataset)
         check_positive(k=k)
         self.k = k
@@ -137,7 +139,7 @@ class FusedNWaysKShots(_DatasetTransform):
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: Dataset[Any],
         n: int = 2,
         k: int = 1,
         replacement: bool = False,
@@ -189,7 +191,7 @@ class LoadData(_DatasetTransform):
 class RemapLabels(_DatasetTransform):
     """Relabel the classes ``0 .. n-1``: at random if ``shuffle``, else in order of appearance."""
 
-    def __init__(self, dataset: Dataset, shuffle: bool = True) -> None:
+    def __init__(self, dataset: Dataset[Any], shuffle: bool = True) -> None:
         super().__init__(dataset)
         self.shuffle = shuffle
 

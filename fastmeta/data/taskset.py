@@ -169,7 +169,7 @@ class VariableTaskSet:
         return self.tasks()
 
 
-def check_sampler_fits(sampler: EpisodeSampler, store: ImageStore) -> None:
+def check_sampler_fits(sampler: EpisodeSampler | VariableEpisodeSampler, store: ImageStore) -> None:
     """Refuse a sampler built for another store (another number of classes)."""
     if sampler.class_sizes.numel() != store.num_classes:
         raise ValueError(

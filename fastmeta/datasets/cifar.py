@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,9 +181,10 @@ def _load(
     return build_store(data, [(n, 0) for n in names], str(path), fix)
 
 
-def _read_json(path: Path) -> list:
+def _read_json(path: Path) -> list[Any]:
     try:
-        return json.loads(path.read_text())
+        listed: list[Any] = json.loads(path.read_text())
+        return listed
     except json.JSONDecodeError as error:
         raise CorruptDataError(f"{path} is not valid JSON ({error}); restore the list.") from error
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from .archives import extract_archive, is_archive
@@ -22,7 +23,9 @@ from .registry import DATASETS, dataset_info, load_splits
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_data_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``data download|info|verify|prepare NAME [--root DIR]`` to ``subparsers``."""
     data = subparsers.add_parser(
         "data", help="download, inspect, verify and prepare datasets", description=__doc__
@@ -89,7 +92,15 @@ def info_command(args: argparse.Namespace) -> int:
         return _fail(error)
     root = data_root(info.name, args.root)
     print(f"{info.name}: {info.title}")
-    print(f"  images   {info.channels} x {info.image_size} x {info.image_size} uint8 (default)")
+    if info.image_size is None:
+        print(f"  tasks    {info.layout}")
+    else:
+        size = info.image_size
+        print(f"  images   {info.channels} x {size} x {size} uint8 (default)")
+    settings = [f.name for f in fields(info.options)] if info.options is not None else []
+    print(f"  settings {', '.join(f'data.{n}' for n in settings) or 'none of its own'}")
+    if info.image_size is None:
+        return 0
     print(f"  root     {root}{'' if root.exists() else '  (does not exist)'}")
     print(f"  expects  {info.layout}")
     for resource in info.files():

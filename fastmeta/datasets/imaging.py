@@ -76,7 +76,8 @@ def convert_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
     array = np.asarray(image, dtype=np.uint8)
     if spec.invert:
         array = 255 - array
-    return array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1)
+    chw: np.ndarray = array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1)
+    return chw
 
 
 def decode_bytes(data: bytes, spec: DecodeSpec) -> np.ndarray:

@@ -26,7 +26,8 @@ def class_pattern(seed: int, label: int, size: int) -> np.ndarray:
     """The class's base pattern: ``[size, size]`` floats in [0, 1]."""
     grid = np.random.default_rng([seed, label]).random((4, 4), dtype=np.float32)
     smooth = Image.fromarray(grid, mode="F").resize((size, size), Image.Resampling.BICUBIC)
-    return np.clip(np.asarray(smooth), 0.0, 1.0)
+    pattern: np.ndarray = np.clip(np.asarray(smooth), 0.0, 1.0)
+    return pattern
 
 
 def pattern_image(pattern: np.ndarray, rng: np.random.Generator) -> Image.Image:

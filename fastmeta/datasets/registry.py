@@ -97,6 +97,12 @@ class DatasetInfo:
         found: tuple[Resource, ...] = _resolve(self.resources)
         return found
 
+    def channels_of(self, options: Any) -> int:
+        """The channels of a run's images: the dataset's own ``channels`` setting where it has
+        one and it is set (a folder), else its usual channels."""
+        chosen: int | None = getattr(options, "channels", None)
+        return chosen or self.channels
+
     def task_source(self) -> Any:
         """The class of a generated dataset's task source (``SineTasks(shots, queries, seed,
         batch_size)``)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -67,7 +67,7 @@ def plan(strategy: str, batch: TaskBatch, chunk_size: int | None = None) -> Plan
     """
     check_strategy(strategy)
     if strategy != "auto":
-        return Plan(strategy, chunk_size)  # type: ignore[arg-type]
+        return Plan(cast(Literal["vmap", "loop"], strategy), chunk_size)  # checked, not "auto"
     if batch.device.type != "cpu":
         return Plan("vmap", chunk_size)
     per_task = math.prod(batch.support_x.shape[1:]) + math.prod(batch.query_x.shape[1:])
@@ -95,13 +95,8 @@ def backward_chunk(strategy: str, batch: TaskBatch, chunk_size: int | None = Non
     return 1 if how.strategy == "loop" else how.chunk_size
 
 
-def resolve_strategy(strategy: str, batch: TaskBatch) -> Literal["vmap", "loop"]:
-    """The concrete strategy for ``batch`` (see :func:`plan`)."""
-    return plan(strategy, batch).strategy
-
-
 def map_tasks(
-    fn: TaskFn,
+    fn: TaskFn[Out],
     batch: TaskBatch,
     strategy: str = "auto",
     chunk_size: int | None = None,
@@ -111,7 +106,7 @@ def map_tasks(
     ``fn`` returns a tensor or a (nested) tuple/list/dict of tensors.
     """
     how = plan(strategy, batch, chunk_size)
-    results = []
+    results: list[Out] = []
     for chunk in batch.chunks(how.chunk_size):
         tensors = (chunk.support_x, chunk.support_y, chunk.query_x, chunk.query_y)
         if how.strategy == "vmap":
@@ -120,10 +115,11 @@ def map_tasks(
             with one_task_at_a_time():
                 per_task = [fn(*(t[i] for t in tensors)) for i in range(chunk.num_tasks)]
             results.append(_combine(per_task, torch.stack))
-    return results[0] if len(results) == 1 else _combine(results, torch.cat)
+    combined: Out = results[0] if len(results) == 1 else _combine(results, torch.cat)
+    return combined
 
 
-def _combine(trees: list, join: Callable[[list[Tensor]], Tensor]):
+def _combine(trees: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
     first = trees[0]
     if isinstance(first, Tensor):
         return join(trees)

@@ -9,6 +9,7 @@ keeps both functions vmappable over tasks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -20,7 +21,8 @@ MatVec = Callable[[Params], Params]
 
 def dot(a: Params, b: Params) -> Tensor:
     """Inner product of two parameter dictionaries with the same keys."""
-    return sum((a[n] * b[n]).sum() for n in a)  # type: ignore[return-value]
+    # a tensor: parameter dictionaries are not empty (sum's start, 0, is never returned)
+    return cast(Tensor, sum((a[n] * b[n]).sum() for n in a))
 
 
 def conjugate_gradient(matvec: MatVec, rhs: Params, iterations: int) -> Params:
@@ -60,7 +62,11 @@ def hessian_vector_product(loss: Callable[[Params], Tensor], at: Params) -> MatV
     Reverse-over-reverse: the vector-Jacobian product of the gradient, which equals ``H v``
     because ``H`` is symmetric; the gradient's graph is built once and reused for every ``v``.
     """
-    _, pullback = torch.func.vjp(torch.func.grad(loss), at)
+    # torch types vjp's result as a union over has_aux; without aux it is (output, pullback)
+    vjp = cast(
+        "tuple[Any, Callable[[Params], tuple[Params]]]", torch.func.vjp(torch.func.grad(loss), at)
+    )
+    _, pullback = vjp
 
     def product(vector: Params) -> Params:
         return pullback(vector)[0]

@@ -68,7 +68,7 @@ class BatchNormMode(TorchFunctionMode):
     """A mode that hands every ``F.batch_norm`` call, as a :class:`BatchNormCall`, to
     :meth:`batch_norm`; every other function runs as it is."""
 
-    def __torch_function__(  # type: ignore[override]  # torch types this hook loosely
+    def __torch_function__(
         self,
         func: Callable[..., Any],
         types: Any,
@@ -139,7 +139,7 @@ def functional_forward(
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 _RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
-Slot = tuple[dict, str]
+Slot = tuple[dict[str, Any], str]  # (a module's _parameters or _buffers, a key in it)
 
 
 def _swappable_layout(module: nn.Module) -> tuple[dict[str, Slot], list[_BatchNorm]] | None:
@@ -180,7 +180,7 @@ def _swapped_call(
         raise ValueError(f"{type(module).__name__} has no parameter or buffer named {unknown}")
     by_identity = {id(store[key]): tensors[name] for name, (store, key) in slots.items()
                    if name in tensors and store[key] is not None}  # fmt: skip
-    saved: list[tuple[dict, str, Tensor | None]] = []
+    saved: list[tuple[dict[str, Any], str, Tensor | None]] = []
     try:
         for name, (store, key) in slots.items():
             current = store[key]

@@ -15,7 +15,10 @@ problems are small (tens to hundreds of variables), so dense batched factorisati
 from __future__ import annotations
 
 import math
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -158,7 +161,17 @@ class _QPFunction(torch.autograd.Function):
     """``z*(Q, p, G, h, A, b)`` with gradients by implicit differentiation of the KKT system."""
 
     @staticmethod
-    def forward(ctx, Q, p, G, h, A, b, tol, max_iter):  # type: ignore[override]
+    def forward(
+        ctx: Any,
+        Q: Tensor,
+        p: Tensor,
+        G: Tensor,
+        h: Tensor,
+        A: Tensor,
+        b: Tensor,
+        tol: float,
+        max_iter: int,
+    ) -> Tensor:
         dtype = p.dtype
         Q, p, G, h, A, b = (x.detach().double() for x in (Q, p, G, h, A, b))
         Q = 0.5 * (Q + Q.mT)
@@ -168,7 +181,7 @@ class _QPFunction(torch.autograd.Function):
         return solution.z.to(dtype)
 
     @staticmethod
-    def backward(ctx, grad_z):  # type: ignore[override]
+    def backward(ctx: Any, grad_z: Tensor) -> tuple[Tensor | None, ...]:
         Q, G, A, z, lam, slack, nu = ctx.saved_tensors
         batch, n = z.shape
         m, e = lam.shape[1], nu.shape[1]
@@ -235,4 +248,6 @@ def solve_qp(
                 f"{name} must have shape {shape} for p of shape {(batch, n)}; got "
                 f"{tuple(tensor.shape)}"
             )
-    return _QPFunction.apply(Q, p, G, h, A, b, tol, max_iter)
+    # torch leaves Function.apply unannotated; it returns what forward returns
+    apply = typing.cast(Callable[..., Tensor], _QPFunction.apply)
+    return apply(Q, p, G, h, A, b, tol, max_iter)

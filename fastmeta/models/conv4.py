@@ -48,5 +48,6 @@ class Conv4(nn.Module):
         self.head = nn.Linear(hidden, out_features) if out_features is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
-        features = self.features(x).mean(dim=(-2, -1))
-        return features if self.head is None else self.head(features)
+        features: Tensor = self.features(x).mean(dim=(-2, -1))
+        out: Tensor = features if self.head is None else self.head(features)
+        return out

@@ -11,7 +11,7 @@ The FiLM bias starts at zero, so a zero context leaves the backbone's output as 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -59,7 +59,7 @@ class ContextModel(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """``backbone(x)`` with the output of ``layer`` modulated by ``context [context_dim]``."""
-        modulation = self.film(context)
+        modulation: Tensor = self.film(context)
 
         def modulate(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
             if output.shape[1] != self.channels:
@@ -75,7 +75,8 @@ class ContextModel(nn.Module):
 
         handle = self.backbone.get_submodule(self.layer).register_forward_hook(modulate)
         try:
-            return self.backbone(x)
+            out: Tensor = self.backbone(x)
+            return out
         finally:
             handle.remove()
 
@@ -96,7 +97,7 @@ def context_model(model: nn.Module, context_dim: int, film_layer: str | None) ->
     if isinstance(model, Conv4):
         blocks = len(model.features)
         layer = film_layer or f"features.{min(2, blocks - 1)}.1"
-        first = model.features[0][0]
+        first = cast(nn.Sequential, model.features[0])[0]  # each block is a conv_block
         assert isinstance(first, nn.Conv2d)
         return ContextModel(model, layer, first.out_channels, context_dim)
     raise ValueError(f"CAVIA wraps conv4 or mlp models, got {type(model).__name__}")

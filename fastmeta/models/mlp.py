@@ -40,4 +40,5 @@ class MLP(nn.Module):
             raise ValueError(f"init must be 'torch' or 'maml', got {init!r}")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x))
+        out: Tensor = self.head(self.body(x))
+        return out

@@ -50,4 +50,5 @@ class RelationModule(nn.Module):
                 "the relation module max-pools twice and needs feature maps of at least 4x4; got "
                 f"{tuple(pairs.shape[-2:])}: use an encoder that downsamples less"
             )
-        return self.fc(self.features(pairs).mean(dim=(-2, -1))).squeeze(-1)
+        scores: Tensor = self.fc(self.features(pairs).mean(dim=(-2, -1)))
+        return scores.squeeze(-1)

@@ -42,7 +42,8 @@ class ResidualBlock(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.activation(self.body(x) + self.shortcut(x)))
+        out: Tensor = self.pool(self.activation(self.body(x) + self.shortcut(x)))
+        return out
 
 
 class ResNet12(nn.Module):
@@ -82,8 +83,9 @@ class ResNet12(nn.Module):
         self.head = nn.Linear(channels[-1], out_features) if out_features is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
-        features = self.blocks(x)
+        features: Tensor = self.blocks(x)
         if self.feature_map:
             return features
         pooled = features.mean(dim=(-2, -1))
-        return pooled if self.head is None else self.head(pooled)
+        out: Tensor = pooled if self.head is None else self.head(pooled)
+        return out

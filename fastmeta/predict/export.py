@@ -12,17 +12,15 @@ as in training). Before writing, the program is checked against the library's ow
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.registry import algorithm_spec, algorithm_specs
 from fastmeta.datasets.paths import PathLike
-
-if TYPE_CHECKING:
-    from fastmeta.predict.model import AdaptedClassifier
+from fastmeta.predict.images import Preprocessing
 
 METADATA = "fastmeta.json"
 
@@ -33,6 +31,8 @@ class Prepare(nn.Module):
     def __init__(self, invert: bool, mean: Tensor, std: Tensor) -> None:
         super().__init__()
         self.invert = invert
+        self.mean: Tensor  # buffers, registered below
+        self.std: Tensor
         self.register_buffer("mean", mean.view(-1, 1, 1))
         self.register_buffer("std", std.view(-1, 1, 1))
 
@@ -55,42 +55,52 @@ class AdaptedNetwork(nn.Module):
         return logits[:, : self.classes].softmax(-1)
 
 
-def classifier_module(classifier: AdaptedClassifier) -> nn.Module:
-    """A plain module computing ``classifier``'s probabilities, built by the algorithm itself
-    (:meth:`~fastmeta.algorithms.MetaLearner.task_classifier`)."""
-    model = classifier.model
-    if not algorithm_spec(model.config.algorithm.name).exports:
+def check_exportable(algorithm: str) -> None:
+    """Refuse an algorithm whose registry entry does not say it exports."""
+    if not algorithm_spec(algorithm).exports:
         exporting = [name for name, spec in algorithm_specs().items() if spec.exports]
         raise ValueError(
-            f"export supports {', '.join(exporting)}; this run's algorithm is "
-            f"{model.config.algorithm.name}"
+            f"export supports {', '.join(exporting)}; this run's algorithm is {algorithm}"
         )
-    p = model.preprocessing
+
+
+def classifier_module(network: nn.Module, preprocessing: Preprocessing, classes: int) -> nn.Module:
+    """A plain module computing probabilities: ``preprocessing``, then ``network`` (fixed to one
+    support set by its algorithm's
+    :meth:`~fastmeta.algorithms.MetaLearner.task_classifier`), its first ``classes`` outputs."""
+    p = preprocessing
     mean = torch.tensor(p.mean if p.mean is not None else [0.0] * p.channels)
     std = torch.tensor(p.std if p.std is not None else [1.0] * p.channels)
-    network = model.algorithm.task_classifier(classifier.support_x, classifier.support_y)
-    return AdaptedNetwork(
-        Prepare(p.invert, mean, std), network.cpu().eval(), len(classifier.classes)
-    )
+    return AdaptedNetwork(Prepare(p.invert, mean, std), network.cpu().eval(), classes)
 
 
-def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
-    """Write ``classifier`` as a ``torch.export`` program with its metadata; returns the path.
+def export_classifier(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    classes: list[str],
+    *,
+    algorithm: str,
+    reference: Callable[[Tensor], Tensor],
+    probe_size: int,
+    tolerance: float,
+    path: PathLike,
+) -> Path:
+    """Write ``network`` (see :func:`classifier_module`) as a ``torch.export`` program with its
+    metadata; returns the path.
 
-    Raises ``RuntimeError`` if the exported program's probabilities differ from
-    ``classifier.predict`` on a probe batch (an algorithm whose adaptation it does not mirror).
+    Raises ``RuntimeError`` if the exported program's probabilities differ by more than
+    ``tolerance`` from ``reference`` (the library's own predictions) on a probe batch of
+    ``probe_size`` images: an algorithm whose adaptation the export does not mirror.
     """
-    p = classifier.model.preprocessing
-    module = classifier_module(classifier).eval()
-    size = max(2, min(classifier.group_size, classifier.support_x.shape[0]))
-    shape = (size, p.channels, p.image_size, p.image_size)
+    p = preprocessing
+    module = classifier_module(network, p, len(classes)).eval()
+    shape = (probe_size, p.channels, p.image_size, p.image_size)
     probe = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(module, (probe,), dynamic_shapes=({0: batch},))
     with torch.no_grad():
         got = program.module()(probe)
-    expected = classifier.logits(probe).softmax(-1).cpu()
-    tolerance = 1e-4 if classifier.model.device.type == "cpu" else 1e-2  # GPUs: TF32 convolutions
+    expected = reference(probe)
     if not torch.allclose(got, expected, atol=tolerance):
         raise RuntimeError(
             f"the exported program disagrees with the library's predictions (max difference "
@@ -99,12 +109,12 @@ def export_classifier(classifier: AdaptedClassifier, path: PathLike) -> Path:
         )
     metadata = {
         "format": 1,
-        "classes": classifier.classes,
+        "classes": classes,
         "image_size": p.image_size,
         "mode": p.mode,
         "input": "float [N, C, H, W] in [0, 1], resized to image_size (LANCZOS)",
         "output": "probabilities [N, classes]",
-        "algorithm": classifier.model.config.algorithm.name,
+        "algorithm": algorithm,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

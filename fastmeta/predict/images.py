@@ -8,6 +8,7 @@ the exported classifier also carries inside, so it takes the same [0, 1] images.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,8 @@ class Preprocessing:
 def query_files(query: PathLike | Sequence[PathLike]) -> list[tuple[str, Path]]:
     """``(name, path)`` of every query file: a folder (searched recursively, hidden files
     ignored; names relative to it) or files (names as given)."""
-    items = [query] if isinstance(query, str | Path) else list(query)
+    # a str or path is one query; anything else is taken as a sequence of them
+    items: list[PathLike] = [query] if isinstance(query, str | os.PathLike) else list(query)
     found: list[tuple[str, Path]] = []
     for item in items:
         path = Path(item).expanduser()

@@ -89,7 +89,7 @@ def run_preprocessing(config: RunConfig, run: RunDirectory) -> Preprocessing:
         mean = None if split.mean is None else tuple(split.mean)
         std = None if split.std is None else tuple(split.std)
         return Preprocessing(split.image_size, split.mode, mean, std)
-    channels = getattr(data_options(config.data), "channels", None) or info.channels
+    channels = info.channels_of(data_options(config.data))
     mode = "L" if channels == 1 else "RGB"
     return Preprocessing(image_size(config.data), mode, invert=info.invert)
 
@@ -248,7 +248,16 @@ class AdaptedClassifier:
 
     def export(self, path: PathLike) -> Path:
         """Save a classifier for these classes that runs with torch alone (``torch.export``;
-        see :mod:`fastmeta.predict.export`)."""
-        from fastmeta.predict.export import export_classifier
+        see :mod:`fastmeta.predict.export`), checked against :meth:`predict` first."""
+        from fastmeta.predict.export import check_exportable, export_classifier
 
-        return export_classifier(self, path)
+        name = self.model.config.algorithm.name
+        check_exportable(name)
+        network = self.model.algorithm.task_classifier(self.support_x, self.support_y)
+        return export_classifier(
+            network, self.model.preprocessing, self.classes, algorithm=name,
+            reference=lambda images: self.logits(images).softmax(-1).cpu(),
+            probe_size=max(2, min(self.group_size, self.support_x.shape[0])),
+            tolerance=1e-4 if self.model.device.type == "cpu" else 1e-2,  # GPUs: TF32 convs
+            path=path,
+        )  # fmt: skip

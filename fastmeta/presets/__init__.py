@@ -38,4 +38,5 @@ def preset_summary(name: str) -> str:
     for line in preset_text(name).splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()
-    return yaml.safe_load(preset_text(name)).get("name", name)
+    summary: str = yaml.safe_load(preset_text(name)).get("name", name)
+    return summary

@@ -8,9 +8,8 @@ the algorithm's builder the ``algorithm`` section and its typed options.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,15 +27,7 @@ from fastmeta.run.settings import (
     resolve_data,
 )
 from fastmeta.run_config import RunConfig
-from fastmeta.tasks import TaskBatch
-
-
-class TaskSource(Protocol):
-    """What the trainer needs of a task stream (``TaskSet`` and ``SineTasks`` both are one)."""
-
-    def batch(self, index: int) -> TaskBatch: ...
-
-    def evaluation(self, num_episodes: int) -> Iterator[TaskBatch]: ...
+from fastmeta.tasks import TaskSource
 
 
 @dataclass
@@ -154,7 +145,7 @@ def config_input_shape(config: RunConfig) -> tuple[int, ...]:
     if info.image_size is None:
         return (1,)
     options = data_options(config.data)
-    channels = getattr(options, "channels", None) or info.channels
+    channels = info.channels_of(options)
     size = image_size(config.data)
     return (channels, size, size)
 

@@ -313,7 +313,9 @@ def _checkpoint_dir(run_dir: str | os.PathLike[str]) -> Path:
     return directory
 
 
-def _payload(step: int | None, state: dict[str, Any], fingerprint: dict[str, Any] | None) -> dict:
+def _payload(
+    step: int | None, state: dict[str, Any], fingerprint: dict[str, Any] | None
+) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
     fingerprint = {} if fingerprint is None else fingerprint

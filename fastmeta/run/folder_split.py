@@ -13,7 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import yaml
@@ -113,7 +113,9 @@ class FolderSplit:
 def _pack(items: list[str], first: str, indent: str, width: int = 96) -> list[str]:
     """``items`` joined by commas into lines of at most ``width`` characters (an item is never
     split), the first line starting with ``first`` and the others with ``indent``."""
-    lines, current, prefix = [], [], first
+    lines: list[str] = []
+    current: list[str] = []
+    prefix = first
     for item in items:
         if current and len(prefix) + len(", ".join([*current, item])) > width:
             lines.append(prefix + ", ".join(current) + ",")
@@ -165,8 +167,9 @@ def plan_folder_split(
     if normalize:
         train = build_store(data, [(n, 0) for n in classes["train"]], "train classes", "")
         mean, std = channel_stats(train.images.numpy())
+    three = cast(tuple[float, float, float], tuple(fractions))  # a tuple even if given a list
     return FolderSplit(
-        str(folder), image_size, mode, tuple(fractions), seed, min_images, classes, usable,
+        str(folder), image_size, mode, three, seed, min_images, classes, usable,
         mean, std, report.skipped, report.empty_classes, small,
     )  # fmt: skip
 

@@ -42,7 +42,7 @@ class CapturedMetaStep:
             )
         self.params = [p for p in algorithm.parameters() if p.requires_grad]
         self.static = TaskBatch(*(t.clone() for t in _tensors(example)))
-        side = torch.cuda.Stream(example.device)
+        side = torch.cuda.Stream(example.device)  # type: ignore[no-untyped-call]  # torch: untyped
         side.wait_stream(torch.cuda.current_stream(example.device))
         with torch.cuda.stream(side):  # warm-up runs allocate workspaces outside the graph
             for _ in range(warmup_steps):

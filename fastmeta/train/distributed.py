@@ -126,7 +126,8 @@ class Distributed:
         if sent[1] is not None:
             kind, message = sent[1]
             raise kind(message)
-        return result if self.is_main else sent[0]
+        value: T = result if self.is_main else sent[0]  # rank 0's ``work()``, sent to every rank
+        return value
 
     def _guard(self, collective: Callable[[], Any], action: str) -> None:
         try:

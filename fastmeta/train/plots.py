@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from fastmeta.algorithms.inner_loop import InnerLoopLearner
+    from fastmeta.datasets.sine import SineTasks
     from fastmeta.run.directory import RunDirectory
     from fastmeta.train.trainer import Trainer
 
@@ -58,13 +60,15 @@ def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
     from fastmeta.datasets.sine import sine_curve
     from fastmeta.tasks import TaskBatch
 
-    source = trainer.sources.test
+    # a sine run tests on SineTasks, with an inner-loop learner (regression: no metric learner)
+    source = cast("SineTasks", trainer.sources.test)
+    algorithm = cast("InnerLoopLearner", trainer.algorithm)
     support = source.episodes(0, tasks)
     amplitude, phase = source.parameters(0, tasks)
     grid = torch.linspace(-5, 5, 200).reshape(1, -1, 1).expand(tasks, -1, -1)
     dense = TaskBatch(support.support_x, support.support_y, grid, torch.zeros_like(grid))
     fig, axes = plt.subplots(1, tasks, figsize=(4.5 * tasks, 3.5), squeeze=False)
-    curves = {steps: trainer.algorithm.evaluate(dense, steps).predictions for steps in (0, 1, 10)}
+    curves = {steps: algorithm.evaluate(dense, steps).predictions for steps in (0, 1, 10)}
     for i, ax in enumerate(axes[0]):
         x = grid[i, :, 0]
         ax.plot(x, sine_curve(amplitude[i], phase[i], x), "k", label="ground truth")

@@ -13,27 +13,14 @@ so the numbers are the single-process numbers, bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
-from fastmeta.tasks import TaskBatch
+from fastmeta.tasks import TaskBatch, TaskSource
 from fastmeta.train.distributed import Distributed
 from fastmeta.train.evaluate import evaluate_episodes
-
-
-class EpisodeSource(Protocol):
-    """A task source whose episodes can be drawn by index (``TaskSet`` and ``SineTasks``)."""
-
-    batch_size: int
-
-    def batch(self, index: int) -> TaskBatch: ...
-
-    def episodes(self, start: int, count: int) -> TaskBatch: ...
-
-    def evaluation(self, num_episodes: int) -> Iterable[TaskBatch]: ...
 
 
 def share(total: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -45,7 +32,7 @@ def share(total: int, rank: int, world_size: int) -> tuple[int, int]:
     return rank * base + min(rank, extra), base + (1 if rank < extra else 0)
 
 
-def local_batch(source: EpisodeSource, index: int, d: Distributed) -> TaskBatch:
+def local_batch(source: TaskSource, index: int, d: Distributed) -> TaskBatch:
     """This process's share of batch ``index`` of ``source`` (the whole batch on one process)."""
     if not d.active:
         return source.batch(index)
@@ -82,7 +69,9 @@ def average_gradients(parameters: Iterable[nn.Parameter], d: Distributed, weight
     for members in groups.values():
         flat = torch.cat([_grad_or_zeros(params[i]).reshape(-1) for i in members]).mul_(weight)
         d.all_reduce_sum(flat, "averaging the meta-gradients")
-        for i, part in zip(members, flat.split([params[i].numel() for i in members]), strict=True):
+        sizes = [params[i].numel() for i in members]
+        parts = flat.split(sizes)  # type: ignore[no-untyped-call]  # torch: Tensor.split untyped
+        for i, part in zip(members, parts, strict=True):
             params[i].grad = part.view_as(params[i]) if present[i] else None
 
 
@@ -99,7 +88,7 @@ def gather_output(local: MetaOutput, d: Distributed, total: int) -> MetaOutput:
     rows = torch.zeros(total, sum(widths), dtype=torch.float64, device=local.task_losses.device)
     rows[start : start + count] = torch.cat([p.detach().double() for p in parts], dim=1)
     d.all_reduce_sum(rows, "gathering the meta-batch's losses")
-    columns = rows.split(widths, dim=1)
+    columns = rows.split(widths, dim=1)  # type: ignore[no-untyped-call]  # torch: untyped
     losses = columns[0].reshape(total).to(local.task_losses.dtype)
     predictions = columns[1].reshape(total, *local.predictions.shape[1:])
     accuracy = None
@@ -115,7 +104,7 @@ def gather_output(local: MetaOutput, d: Distributed, total: int) -> MetaOutput:
 
 def gather_scores(
     evaluate: Callable[[TaskBatch], MetaOutput],
-    source: EpisodeSource,
+    source: TaskSource,
     num_episodes: int,
     d: Distributed,
 ) -> dict[str, Tensor]:

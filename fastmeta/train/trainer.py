@@ -43,13 +43,19 @@ from fastmeta.run.directory import RunDirectory, fingerprint
 from fastmeta.run.settings import resolve_config, upgrade_override
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
+from fastmeta.train.cuda_graph import CapturedMetaStep
 from fastmeta.train.distributed import Distributed
 from fastmeta.train.evaluate import summarize
 from fastmeta.train.logging import MetricsLog
 from fastmeta.train.precision import precision
 from fastmeta.train.report import protocol, write_episodes
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
-from fastmeta.train.sharding import average_gradients, gather_output, gather_scores, local_batch
+from fastmeta.train.sharding import (
+    average_gradients,
+    gather_output,
+    gather_scores,
+    local_batch,
+)
 
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
@@ -101,6 +107,8 @@ class Trainer:
         self.dist = distributed or Distributed.current()
         self.progress_bar = progress_bar and self.dist.is_main
         self.device = self.dist.device(resolve_device(config.device))
+        if config.train.cuda_graph:
+            self._check_cuda_graph()
         torch.manual_seed(config.seed)
         self.sources = sources or build_sources(config, self.device)
         model = build_model(config, self.sources.input_shape)
@@ -109,10 +117,23 @@ class Trainer:
         )
         self.algorithm.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
+        self.captured: CapturedMetaStep | None = None  # the CUDA graph of train.cuda_graph
         self.progress = Progress(processes=self.dist.world_size)
         self.ignore: tuple[str, ...] = ()  # config keys a loaded checkpoint may differ in
         if self.dist.active:
             self._start_together()
+
+    def _check_cuda_graph(self) -> None:
+        if self.spec.schedules:
+            raise ValueError(
+                f"{self.spec.name}'s meta-step follows a schedule that a captured CUDA graph "
+                "would freeze; leave train.cuda_graph unset"
+            )
+        if self.device.type != "cuda":
+            raise ValueError(
+                f"train.cuda_graph replays a captured CUDA graph; this run is on {self.device}: "
+                "leave train.cuda_graph unset (or false), or use device=cuda"
+            )
 
     def _start_together(self) -> None:
         """Give every process rank 0's initial weights; say how the meta-batch is split."""
@@ -231,7 +252,9 @@ class Trainer:
                     if out.accuracy is not None:
                         values["accuracy"] = float(out.accuracy.mean())
                     if log is not None:
-                        log.log(step, "train", **values, lr=self.scheduler.get_last_lr()[0])
+                        # torch allows a tensor lr; the config's is a float
+                        lr = cast(float, self.scheduler.get_last_lr()[0])
+                        log.log(step, "train", **values, lr=lr)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
                 out_of_time = stop = self._out_of_time()
                 if t.val_every and step % t.val_every == 0:
@@ -307,12 +330,18 @@ class Trainer:
         With several processes each computes its share of the batch and the gradients are
         averaged, so every process holds the gradient of the mean loss over the whole batch.
         """
-        batch = local_batch(self.sources.train, step, self.dist)  # type: ignore[arg-type]
+        batch = local_batch(self.sources.train, step, self.dist)
         self.algorithm.train()
         self.algorithm.start_step(step, self.config.train.iterations)
         self.optimizer.zero_grad(set_to_none=True)
+        chunk = self.config.algorithm.chunk_size
         with precision(self.config.train.precision, self.device):
-            out = self.algorithm.accumulate_gradients(batch, self.config.algorithm.chunk_size)
+            if self.config.train.cuda_graph:
+                if self.captured is None:
+                    self.captured = CapturedMetaStep(self.algorithm, batch, chunk)
+                out = self.captured(batch)
+            else:
+                out = self.algorithm.accumulate_gradients(batch, chunk)
         total = self.config.sampler.meta_batch
         average_gradients(self.algorithm.parameters(), self.dist, batch.num_tasks / total)
         return gather_output(out, self.dist, total)

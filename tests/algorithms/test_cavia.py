@@ -19,14 +19,6 @@ from tests.reference import random_classification_batch, random_regression_batch
 CONTEXT = 4
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def make_problem(kind: str):
     torch.manual_seed(0)
     if kind == "mlp":

@@ -18,14 +18,6 @@ from tests.reference import random_classification_batch, random_regression_batch
 LAMBDA, LR, STEPS = 2.0, 0.1, 30
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 

@@ -59,14 +59,6 @@ def test_meta_gradient_matches_plain_autograd_loop(kind, steps, first_order, str
     assert_close_dicts(actual, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def directional_fd(fn, params: dict, direction: dict, eps: float = 1e-6) -> float:
     """Central finite difference of ``fn(params)`` along ``direction``."""
     plus = {n: (p + eps * direction[n]).requires_grad_() for n, p in params.items()}

@@ -17,14 +17,6 @@ from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, task_loss
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def reference_meta_loss(model, algorithm, batch, steps, weights, first_order, inputs=None):
     """Weighted multi-step query loss, one task at a time with torch's own BatchNorm.
 

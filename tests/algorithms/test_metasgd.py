@@ -15,14 +15,6 @@ from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch, random_regression_batch, task_loss
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def reference_gradients(model, rates, batch, steps, first_order):
     """d(mean query loss)/d(theta, alpha), one task at a time with ``theta - alpha * grad``."""
     theta = dict(model.named_parameters())

@@ -19,14 +19,6 @@ from fastmeta.train.trainer import Trainer
 from tests.reference import random_classification_batch
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def adapted_by_torch(model, x, y, optimizer_cls, settings, batches):
     """A copy of ``model`` trained by ``torch.optim`` on ``x[b], y[b]`` for each index set b."""
     task_model = copy.deepcopy(model)

@@ -12,7 +12,6 @@ from fastmeta.functional.batched import (
     backward_chunk,
     map_tasks,
     plan,
-    resolve_strategy,
 )
 from fastmeta.tasks import TaskBatch
 from tests.reference import random_classification_batch, random_regression_batch
@@ -69,7 +68,7 @@ def test_auto_on_cpu_loops_over_tasks_too_big_to_batch():
         torch.zeros(4, 1),
     )  # fmt: skip
     assert plan("auto", batch, chunk_size=3) == Plan("loop", 3)
-    assert resolve_strategy("auto", random_regression_batch(tasks=CPU_MIN_VMAP_TASKS)) == "vmap"
+    assert plan("auto", random_regression_batch(tasks=CPU_MIN_VMAP_TASKS)).strategy == "vmap"
 
 
 def test_auto_vmaps_whole_chunks_off_the_cpu_and_explicit_choices_stand():
@@ -77,7 +76,7 @@ def test_auto_vmaps_whole_chunks_off_the_cpu_and_explicit_choices_stand():
     assert plan("loop", random_regression_batch(), 4) == Plan("loop", 4)
     assert plan("vmap", omniglot_shaped(64, 15)) == Plan("vmap", None)
     with pytest.raises(ValueError, match="choose one of auto, vmap, loop"):
-        resolve_strategy("fast", random_regression_batch())
+        plan("fast", random_regression_batch())
 
 
 def test_backward_chunk_follows_the_cpu_plan_and_keeps_explicit_choices():

@@ -29,14 +29,6 @@ PATHS = [
 ]
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def engine_gradient(model: nn.Module, batch, strategy, chunk_size, backward_chunk, **kwargs):
     maml = MAML(model, strategy=strategy, chunk_size=chunk_size, **kwargs)
     maml.zero_grad()

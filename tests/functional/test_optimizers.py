@@ -13,14 +13,6 @@ from fastmeta.models import MLP
 from tests.reference import random_classification_batch
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def regression_problem(seed: int = 0):
     """A small MLP and a support/query split; input feature 2 is always zero, so the first
     layer's weights on it get exactly zero gradient (the case Adam's root must survive)."""

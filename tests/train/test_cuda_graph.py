@@ -35,3 +35,20 @@ def test_replays_match_eager_meta_steps(strategy, chunk_size):
             torch.testing.assert_close(param.grad, grad, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="one shape only"):
         step(random_classification_batch(tasks=2).to("cuda"))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["device=cpu"], "train.cuda_graph replays a captured CUDA graph; this run is on cpu"),
+        (["device=cpu", "algorithm.name=reptile"], "reptile's meta-step follows a schedule"),
+    ],
+)
+def test_the_trainer_refuses_a_cuda_graph_it_cannot_replay(overrides, message, tmp_path):
+    from fastmeta.config import apply_overrides
+    from fastmeta.presets import load_config
+    from fastmeta.train.trainer import Trainer
+
+    config = apply_overrides(load_config("sine-maml"), ["train.cuda_graph=true", *overrides])
+    with pytest.raises(ValueError, match=message):
+        Trainer(config, tmp_path / "run", progress_bar=False)
