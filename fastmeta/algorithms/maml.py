@@ -16,8 +16,9 @@ The familiar object API, built on the same engine (no module surgery)::
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -185,7 +186,10 @@ class Learner:
     """Fast weights of one task: ``learner(x)``, ``learner.adapt(loss)``, ``learner.clone()``.
 
     The parameters are a dictionary of tensors computed from the meta-parameters, so a loss of
-    the adapted learner back-propagates into the :class:`MAML` module that cloned it.
+    the adapted learner back-propagates into the :class:`MAML` module that cloned it. It behaves
+    like a module where that is well defined: ``train()`` / ``eval()`` (its own mode, applied
+    to the shared network for its calls; until set, the network's), ``to()``, ``state_dict()``,
+    ``parameters()``.
     """
 
     def __init__(
@@ -198,35 +202,54 @@ class Learner:
         adapt_names: list[str],
         first_order: bool,
         step: int = 0,
+        training: bool | None = None,
     ) -> None:
         self.model = model
         self.params = dict(params)
-        self.buffers = buffers
+        self.buffers = dict(buffers)
         self.lr = lr
         self.adapt_names = adapt_names
         self.first_order = first_order
         self.step = step
+        self._training = training
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._in_own_mode():
+            return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The network's output with this learner's tensors (BatchNorm never updates the
+        shared running statistics in training mode)."""
         return functional_forward(self.model, self.params, self.buffers, *args, **kwargs)
 
     def adapt(self, loss: Tensor, first_order: bool | None = None) -> None:
         """One SGD step of the adaptable parameters on ``loss`` (computed from this learner)."""
         first_order = self.first_order if first_order is None else first_order
+        self.take_step(self.gradients(loss, self.adapt_names, first_order))
+
+    def gradients(
+        self, loss: Tensor, names: list[str], first_order: bool
+    ) -> dict[str, Tensor | None]:
+        """The gradient of ``loss`` for each parameter in ``names`` (None where it is unused);
+        refused when ``loss`` depends on none of them."""
         if not loss.requires_grad:
             raise ValueError(
                 "adapt(loss): the loss does not require grad. Compute it from this learner's "
                 "output, learner(x), with gradients enabled (not inside torch.no_grad())."
             )
-        tensors = [self.params[n] for n in self.adapt_names]
+        tensors = [self.params[n] for n in names]
         grads = torch.autograd.grad(loss, tensors, create_graph=not first_order, allow_unused=True)
         if all(g is None for g in grads):
             raise ValueError(
                 "adapt(loss): the loss does not depend on any adaptable parameter of this learner. "
                 "Compute it from learner(x) (the clone), not from the original model."
             )
-        used = {n: g for n, g in zip(self.adapt_names, grads, strict=True) if g is not None}
-        # a parameter the loss does not use stays as it is
+        return dict(zip(names, grads, strict=True))
+
+    def take_step(self, grads: Mapping[str, Tensor | None]) -> None:
+        """One step of the inner update rule along ``grads``; a parameter whose gradient is
+        None stays as it is."""
+        used = {n: g for n, g in grads.items() if g is not None}
         stepped, _ = update({n: self.params[n] for n in used}, used, self.step, self.lr)
         self.params.update(stepped)
         self.step += 1
@@ -235,14 +258,64 @@ class Learner:
         """A copy that adapts independently from this learner's current parameters."""
         return Learner(
             self.model, self.params, self.buffers, lr=self.lr, adapt_names=self.adapt_names,
-            first_order=self.first_order, step=self.step,
+            first_order=self.first_order, step=self.step, training=self._training,
         )  # fmt: skip
+
+    @property
+    def training(self) -> bool:
+        """Whether calls run the network in training mode."""
+        return self.model.training if self._training is None else self._training
+
+    def train(self, mode: bool = True) -> Learner:
+        """Run this learner's calls in training mode (``mode=False``: evaluation mode)."""
+        self._training = mode
+        return self
+
+    def eval(self) -> Learner:
+        """Run this learner's calls in evaluation mode."""
+        return self.train(False)
+
+    def to(self, *args: Any, **kwargs: Any) -> Learner:
+        """Move (or cast) the learner's tensors as ``Tensor.to`` does; differentiably, so the
+        meta-gradient still reaches the original parameters."""
+        self.params = {n: p.to(*args, **kwargs) for n, p in self.params.items()}
+        self.buffers = {n: b.to(*args, **kwargs) for n, b in self.buffers.items()}
+        return self
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The network's state dictionary with this learner's tensors, detached."""
+        current = {id(t): self.params.get(n, self.buffers.get(n)) for n, t in _tensors(self.model)}
+        return {
+            name: cast(Tensor, current.get(id(tensor), tensor)).detach()
+            for name, tensor in self.model.state_dict(keep_vars=True).items()
+        }
 
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
         return iter(self.params.items())
 
     def parameters(self) -> Iterator[Tensor]:
         return iter(self.params.values())
+
+    @contextmanager
+    def _in_own_mode(self) -> Iterator[None]:
+        """The network in this learner's train/eval mode for the block, then as it was."""
+        modules = [] if self._training is None else list(self.model.modules())
+        if all(m.training == self._training for m in modules):
+            yield
+            return
+        modes = [m.training for m in modules]
+        self.model.train(cast(bool, self._training))
+        try:
+            yield
+        finally:
+            for module, mode in zip(modules, modes, strict=True):
+                module.training = mode
+
+
+def _tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
+    """The network's parameters and buffers by name (tied ones once)."""
+    yield from model.named_parameters()
+    yield from model.named_buffers()
 
 
 def maml_arguments(settings: AlgorithmConfig) -> dict[str, Any]:

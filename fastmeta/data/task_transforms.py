@@ -9,6 +9,7 @@ data, so only :class:`LoadData` touches the dataset's items, and only those that
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,16 +26,20 @@ class _DatasetTransform:
     def __init__(self, dataset: Dataset[Any]) -> None:
         self.dataset: MetaDataset = as_meta_dataset(dataset)
 
-    def _whole(self, labels: Iterable[int] | None = None) -> TaskDescription:
-        """Every item of ``labels`` (default: of every label), class by class."""
-        chosen = self.dataset.labels if labels is None else list(labels)
-        indices = torch.cat([self._class_indices(label) for label in chosen])
+    def _whole(self, codes: Iterable[int] | None = None) -> TaskDescription:
+        """Every item of the classes ``codes`` (default: of every class), class by class."""
+        chosen = self.dataset.classes if codes is None else list(codes)
+        indices = torch.cat([self.dataset.class_indices[code] for code in chosen])
         return TaskDescription(indices, self.dataset.item_labels[indices])
 
-    def _class_indices(self, label: int) -> Tensor:
-        if label not in self.dataset.class_indices:
-            raise ValueError(f"label {label} does not occur in the dataset")
-        return self.dataset.class_indices[label]
+    def _codes(self, labels: Iterable[Any]) -> list[int]:
+        """The sorted distinct class codes of ``labels`` (each must occur in the dataset)."""
+        return sorted({self.dataset.code(label) for label in labels})
+
+    def _name(self, description: TaskDescription | None, label: int) -> Any:
+        """What error messages call class ``label`` of ``description``."""
+        remapped = description is not None and description.remapped
+        return label if remapped else self.dataset.label(label)
 
 
 def _distinct_in_order(labels: Tensor) -> Tensor:
@@ -57,14 +62,14 @@ def _choose_ways(available: Tensor, n: int, generator: torch.Generator) -> Tenso
 
 
 def _shots(
-    rows: Tensor, label: int, k: int, replacement: bool, generator: torch.Generator
+    rows: Tensor, label: Any, k: int, replacement: bool, generator: torch.Generator
 ) -> Tensor:
     """``k`` of the item ``rows`` of class ``label``, at random (with or without replacement)."""
     if replacement:
         return rows[torch.randint(rows.numel(), (k,), generator=generator)]
     if k > rows.numel():
         raise ValueError(
-            f"k={k} shots requested but class {label} has only {rows.numel()} items; lower k, "
+            f"k={k} shots requested but class {label!r} has only {rows.numel()} items; lower k, "
             "pass replacement=True, or drop small classes with FilterLabels"
         )
     return rows[torch.randperm(rows.numel(), generator=generator)[:k]]
@@ -73,20 +78,19 @@ def _shots(
 class FilterLabels(_DatasetTransform):
     """Keep only the items whose label is in ``labels``."""
 
-    def __init__(self, dataset: Dataset[Any], labels: Iterable[int]) -> None:
+    def __init__(self, dataset: Dataset[Any], labels: Iterable[Any]) -> None:
         super().__init__(dataset)
-        self.labels = sorted(set(labels))
+        self.labels = list(labels)
         if not self.labels:
             raise ValueError("FilterLabels needs at least one label to keep")
-        for label in self.labels:
-            self._class_indices(label)
+        self.codes = self._codes(self.labels)
 
     def __call__(
         self, description: TaskDescription | None, generator: torch.Generator
     ) -> TaskDescription:
         if description is None:
-            return self._whole(self.labels)
-        keep = torch.isin(description.labels, torch.tensor(self.labels))
+            return self._whole(self.codes)
+        keep = torch.isin(description.labels, torch.tensor(self.codes))
         return description.select(keep.nonzero().squeeze(1))
 
 
@@ -102,8 +106,8 @@ class NWays(_DatasetTransform):
         self, description: TaskDescription | None, generator: torch.Generator
     ) -> TaskDescription:
         if description is None:
-            labels = torch.tensor(self.dataset.labels)
-            return self._whole(_choose_ways(labels, self.n, generator).tolist())
+            codes = torch.tensor(self.dataset.classes)
+            return self._whole(_choose_ways(codes, self.n, generator).tolist())
         chosen = _choose_ways(_distinct_in_order(description.labels), self.n, generator)
         keep = torch.isin(description.labels, chosen)
         return description.select(keep.nonzero().squeeze(1))
@@ -126,15 +130,17 @@ class KShots(_DatasetTransform):
         rows = []
         for label in _distinct_in_order(description.labels).tolist():
             of_class = (description.labels == label).nonzero().squeeze(1)
-            rows.append(_shots(of_class, label, self.k, self.replacement, generator))
+            name = self._name(description, label)
+            rows.append(_shots(of_class, name, self.k, self.replacement, generator))
         return description.select(torch.cat(rows))
 
 
 class FusedNWaysKShots(_DatasetTransform):
     """``FilterLabels`` (optional), ``NWays`` and ``KShots`` in one step, without the big detour.
 
-    Draws ``n`` classes among ``filter_labels`` (default: all labels present) and ``k`` items of
-    each; from scratch it touches only the chosen classes' indices.
+    Draws ``n`` classes among ``filter_labels`` (default None: all labels present; an empty
+    list keeps no class and is refused, as ``FilterLabels([])`` is) and ``k`` items of each; from
+    scratch it touches only the chosen classes' indices.
     """
 
     def __init__(
@@ -143,37 +149,41 @@ class FusedNWaysKShots(_DatasetTransform):
         n: int = 2,
         k: int = 1,
         replacement: bool = False,
-        filter_labels: Iterable[int] | None = None,
+        filter_labels: Iterable[Any] | None = None,
     ) -> None:
         super().__init__(dataset)
         check_positive(n=n, k=k)
         self.n = n
         self.k = k
         self.replacement = replacement
-        self.filter_labels = None if filter_labels is None else sorted(set(filter_labels))
-        for label in self.filter_labels or ():
-            self._class_indices(label)
+        self.filter_labels = None if filter_labels is None else list(filter_labels)
+        if self.filter_labels == []:
+            raise ValueError(
+                "FusedNWaysKShots(filter_labels=[]) keeps no class; pass the labels to draw "
+                "from, or filter_labels=None for all of them"
+            )
+        self.codes = None if self.filter_labels is None else self._codes(self.filter_labels)
 
     def __call__(
         self, description: TaskDescription | None, generator: torch.Generator
     ) -> TaskDescription:
         if description is None:
-            available = torch.tensor(self.filter_labels or self.dataset.labels)
-            labels = _choose_ways(available, self.n, generator).tolist()
-            indices = torch.cat(
-                [
-                    _shots(self._class_indices(label), label, self.k, self.replacement, generator)
-                    for label in labels
-                ]
-            )
+            available = torch.tensor(self.dataset.classes if self.codes is None else self.codes)
+            rows = []
+            for code in _choose_ways(available, self.n, generator).tolist():
+                of_class = self.dataset.class_indices[code]
+                name = self.dataset.label(code)
+                rows.append(_shots(of_class, name, self.k, self.replacement, generator))
+            indices = torch.cat(rows)
             return TaskDescription(indices, self.dataset.item_labels[indices])
         available = _distinct_in_order(description.labels)
-        if self.filter_labels is not None:
-            available = available[torch.isin(available, torch.tensor(self.filter_labels))]
+        if self.codes is not None:
+            available = available[torch.isin(available, torch.tensor(self.codes))]
         rows = []
         for label in _choose_ways(available, self.n, generator).tolist():
             of_class = (description.labels == label).nonzero().squeeze(1)
-            rows.append(_shots(of_class, label, self.k, self.replacement, generator))
+            name = self._name(description, label)
+            rows.append(_shots(of_class, name, self.k, self.replacement, generator))
         return description.select(torch.cat(rows))
 
 
@@ -185,7 +195,7 @@ class LoadData(_DatasetTransform):
     ) -> TaskDescription:
         if description is None:
             description = self._whole()
-        return TaskDescription(description.indices, description.labels, load=True)
+        return replace(description, load=True)
 
 
 class RemapLabels(_DatasetTransform):
@@ -205,12 +215,12 @@ class RemapLabels(_DatasetTransform):
         if self.shuffle:
             new = torch.randperm(distinct.numel(), generator=generator)
         lookup = torch.searchsorted(distinct.sort().values, description.labels)
-        remapped = new[distinct.argsort()][lookup]
-        return TaskDescription(description.indices, remapped, description.load)
+        return replace(description, labels=new[distinct.argsort()][lookup], remapped=True)
 
 
 class ConsecutiveLabels(_DatasetTransform):
-    """Order the items by label (stable), so each class's items are consecutive."""
+    """Order the items by label (stable), so each class's items are consecutive; after
+    :class:`RemapLabels` they then come in label order ``0, 0, ..., 1, 1, ...``."""
 
     def __call__(
         self, description: TaskDescription | None, generator: torch.Generator

@@ -133,3 +133,65 @@ def test_maml_called_with_a_tensor_runs_the_model():
     model = MLP(1, [8], 1)
     x = torch.randn(5, 1)
     torch.testing.assert_close(MAML(model)(x), model(x))
+
+
+class Masked(nn.Module):
+    """A forward with a keyword-only argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+
+    def forward(self, x, *, mask):
+        return self.linear(x) * mask
+
+
+def test_learner_passes_keyword_arguments_to_the_model():
+    torch.manual_seed(0)
+    maml = MAML(Masked(), lr=0.1)
+    x, mask = torch.randn(4, 3), torch.tensor([[1.0, 0.0]])
+    learner = maml.clone()
+    torch.testing.assert_close(learner(x, mask=mask), maml(x, mask=mask))
+    learner.adapt(learner(x, mask=mask).pow(2).sum())
+    assert not torch.allclose(learner(x, mask=mask), maml(x, mask=mask))
+
+
+class Dropped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(50, 50)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.dropout(self.linear(x))
+
+
+def test_learner_train_and_eval_set_its_own_mode_only():
+    torch.manual_seed(0)
+    model = Dropped()
+    learner = MAML(model, lr=0.1).clone()
+    x = torch.ones(2, 50)
+    assert learner.training and (learner(x) == 0).any()  # follows the model: training
+    learner.eval()
+    assert not learner.training and not (learner(x) == 0).any()
+    assert model.training and model.dropout.training  # the shared network is unchanged
+    model.eval()
+    assert learner.clone().train().training and (learner.clone().train()(x) == 0).any()
+    assert not model.training and not model.dropout.training
+
+
+def test_learner_to_and_state_dict_keep_the_meta_gradient(float64):
+    torch.manual_seed(0)
+    model = MLP(2, [4], 1).float()
+    maml = MAML(model, lr=0.5)
+    learner = maml.clone().to(torch.float64)
+    x = torch.randn(5, 2)
+    learner.adapt(learner(x).pow(2).mean())
+    assert all(p.dtype == torch.float64 for p in learner.parameters())
+    state = learner.state_dict()
+    assert list(state) == list(model.state_dict())
+    assert not any(t.requires_grad for t in state.values())
+    torch.testing.assert_close(state["head.weight"], learner.params["head.weight"].detach())
+    assert not torch.equal(state["head.weight"], model.head.weight.double())
+    learner(x).sum().backward()
+    assert model.head.weight.grad is not None and model.head.weight.grad.dtype == torch.float32

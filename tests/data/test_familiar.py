@@ -174,3 +174,67 @@ def test_bad_familiar_arguments_say_what_to_change(data):
         TaskDataset(meta, [FusedNWaysKShots(meta, n=3, filter_labels=[3, 7])])[0]
     with pytest.raises(ValueError, match=r"num_tasks must be -1 \(endless\) or a positive number"):
         TaskDataset(meta, num_tasks=0)
+
+
+class SuperclassDataset(Dataset):
+    """torchvision style: ``targets`` holds the raw labels, ``target_transform`` maps each to
+    its superclass (``y // 10``), and every item carries a third field, its index."""
+
+    def __init__(self) -> None:
+        self.targets = [label for label in (3, 7, 11, 15, 22, 28) for _ in range(4)]
+        self.target_transform = lambda y: y // 10
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        y = self.targets[index]
+        return torch.tensor([float(y)]), self.target_transform(y), index
+
+
+def test_items_keep_their_own_labels_and_fields_under_a_target_transform():
+    data = SuperclassDataset()
+    meta = MetaDataset(data)
+    assert meta.labels == [0, 1, 2]  # the labels the items carry, not the raw targets
+    for seed in range(5):
+        x, y, index = TaskDataset(meta, [NWays(meta, 2), KShots(meta, 3), LoadData(meta)],
+                                  seed=seed)[0]  # fmt: skip
+        assert len(set(y.tolist())) == 2 and sorted(torch.bincount(y)[y.unique()]) == [3, 3]
+        assert y.tolist() == [data.targets[i] // 10 for i in index.tolist()]
+        assert x[:, 0].tolist() == [float(data.targets[i]) for i in index.tolist()]
+    _, y, _ = TaskDataset(meta, [NWays(meta, 2), LoadData(meta), RemapLabels(meta)])[0]
+    assert sorted(set(y.tolist())) == [0, 1]
+
+
+class StaleTargets(SuperclassDataset):
+    """A ``targets`` attribute that no longer matches the labels the items carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target_transform = None
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        return torch.zeros(1), self.targets[index] // 10, index
+
+
+def test_an_item_whose_label_differs_from_the_index_is_refused():
+    meta = MetaDataset(StaleTargets())
+    assert meta.labels == [3, 7, 11, 15, 22, 28]  # taken from the attribute, without reading
+    with pytest.raises(ValueError, match="carries label 0 but the MetaDataset indexed it under 3"):
+        TaskDataset(meta, [FilterLabels(meta, [3]), LoadData(meta)])[0]
+
+
+def test_string_labels_index_filter_and_load():
+    words = ["cat", "dog", "emu", "cat", "dog", "emu", "cat", "dog", "emu"]
+    data = [(torch.tensor([float(i)]), word) for i, word in enumerate(words)]
+    meta = MetaDataset(data)
+    assert meta.labels == ["cat", "dog", "emu"]
+    assert meta.labels_to_indices["dog"] == [1, 4, 7] and meta.indices_to_labels[2] == "emu"
+    x, y = TaskDataset(meta, [FilterLabels(meta, ["emu", "cat"]), KShots(meta, 2),
+                              LoadData(meta)])[0]  # fmt: skip
+    assert sorted(y) == ["cat", "cat", "emu", "emu"]
+    assert [words[int(i)] for i in x[:, 0]] == list(y)
+    indices, y = TaskDataset(meta, [NWays(meta, 1)], seed=4)[0]
+    assert [words[i] for i in indices.tolist()] == list(y) and len(set(y)) == 1
+    with pytest.raises(ValueError, match="label 'owl' does not occur in the dataset"):
+        FilterLabels(meta, ["owl"])
