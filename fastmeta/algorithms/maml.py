@@ -246,11 +246,12 @@ class Learner:
             )
         return dict(zip(names, grads, strict=True))
 
-    def take_step(self, grads: Mapping[str, Tensor | None]) -> None:
-        """One step of the inner update rule along ``grads``; a parameter whose gradient is
-        None stays as it is."""
+    def take_step(self, grads: Mapping[str, Tensor | None], lr: LearningRate | None = None) -> None:
+        """One step of the inner update rule along ``grads`` with learning rate ``lr``
+        (default the learner's); a parameter whose gradient is None stays as it is."""
         used = {n: g for n, g in grads.items() if g is not None}
-        stepped, _ = update({n: self.params[n] for n in used}, used, self.step, self.lr)
+        rate = self.lr if lr is None else lr
+        stepped, _ = update({n: self.params[n] for n in used}, used, self.step, rate)
         self.params.update(stepped)
         self.step += 1
 
