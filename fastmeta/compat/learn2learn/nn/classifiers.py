@@ -18,6 +18,7 @@ from fastmeta.algorithms.metaoptnet import svm_dual
 from fastmeta.functional.qp import solve_qp
 
 EPS = 1e-8
+TOLERANCE = 1e-8  # the QP tolerance of fastmeta's MetaOptNet head
 Distance = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -126,7 +127,8 @@ class SVClassifier(nn.Module):
         ways = int(torch.unique(labels).numel()) if ways is None else ways
         data = svm_dual(support.unsqueeze(0), labels.long().unsqueeze(0), ways,
                         self.C_reg if C_reg is None else C_reg)  # fmt: skip
-        solution = solve_qp(*data, max_iter=self.max_iters if max_iters is None else max_iters)
+        iterations = self.max_iters if max_iters is None else max_iters
+        solution = solve_qp(*data, tol=TOLERANCE, max_iter=iterations)
         self.qp_solution = solution.reshape(support.shape[0], ways)
         self.support = support
         self.ways = ways
