@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -381,6 +382,10 @@ class Run:
             train["status"] = self.report["parts"]["train"]["status"]
             self.report["train"] = train
 
+    def close(self) -> None:
+        """Remove the work folder (the fixture, caches, the training run); results stay."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
     def write(self) -> None:
         path = self.o.out / "gpu.json"
         path.write_text(json.dumps(self.report, indent=2, default=str))
@@ -409,11 +414,14 @@ class Run:
 def main(argv: list[str] | None = None) -> None:
     options = parse(argv)
     run = Run(options)
-    run.run()
+    try:
+        run.run()
+    finally:
+        run.close()
     text = run.summary()
-    print("\n" + text)
-    (options.out / "gpu.md").write_text(text + "\n")
+    (options.out / "gpu.md").write_text(text + "\n")  # before printing: stdout may be gone
     run.write()
+    print("\n" + text)
     print(f"\nwritten: {options.out / 'gpu.json'}, {options.out / 'gpu.md'}, {run.logs}/")
 
 

@@ -106,7 +106,7 @@ def targets(report: dict[str, Any], headline: str) -> list[str]:
     elif best.get("ratio") is None:
         lines.append(
             f"speed: fastest fp32-equivalent fastmeta row '{best['method']}' "
-            f"{best['tasks_per_s']:,.1f} tasks/s; learn2learn not measured, so the ratio is not"
+            f"{best['tasks_per_s']:,.1f} tasks/s; learn2learn was not timed, so no ratio"
         )
     else:
         verdict = "reached" if best["ratio"] >= SPEED_TARGET else "not reached"

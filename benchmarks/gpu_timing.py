@@ -431,8 +431,14 @@ def main(argv: list[str] | None = None) -> None:
         # compilation is slow: one variant at a time, each compiled from scratch
         groups = [[v] for v in here] if args.part == "compile" else [here]
         for group in groups:
-            torch._dynamo.reset()
-            rows = measure(workload, group, device, args.rounds, args.seconds, deadline)
+            if args.part == "compile":
+                torch._dynamo.reset()
+            try:
+                rows = measure(workload, group, device, args.rounds, args.seconds, deadline)
+            except Exception as error:  # e.g. out of memory in the reference: the next goes on
+                note = f"the workload failed: {type(error).__name__}: {error}"[:300]
+                rows = [GpuRow("gpu", workload.label, v.name, "failed", precision=v.precision,
+                               note=note) for v in group]  # fmt: skip
             with open(args.rows, "a") as handle:
                 handle.writelines(json.dumps(row.as_dict()) + "\n" for row in rows)
             _free(device)

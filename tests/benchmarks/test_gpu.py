@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import gpu, gpu_carry, gpu_report
+from benchmarks import gpu, gpu_carry, gpu_report, gpu_timing
 from benchmarks.gpu_fixture import write_omniglot
 from benchmarks.gpu_timing import workloads
 
@@ -158,11 +158,15 @@ def test_setup_installs_carried_wheels_without_an_index(tmp_path):
     _wheel(peers)
     options = gpu.Options(True, None, False, peers, tmp_path / "out", ["setup"], 60.0, [])
     run = gpu.Run(options)
-    result = gpu.run_part(run.commands("setup", 60.0), 60.0, tmp_path / "log", run.env)
-    assert result["status"] == "ok", (tmp_path / "log").read_text()
-    check = [sys.executable, "-c", "import carried_peer; print(carried_peer.VERSION)"]
-    done = subprocess.run(check, env=run.env, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "1.0"
+    try:
+        result = gpu.run_part(run.commands("setup", 60.0), 60.0, tmp_path / "log", run.env)
+        assert result["status"] == "ok", (tmp_path / "log").read_text()
+        check = [sys.executable, "-c", "import carried_peer; print(carried_peer.VERSION)"]
+        done = subprocess.run(check, env=run.env, capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == "1.0"
+    finally:
+        run.close()
+    assert not run.work.exists()
 
 
 def test_the_carry_copy_takes_the_zips_lists_and_checksums(tmp_path):
@@ -195,3 +199,18 @@ def test_targets_count_only_fp32_equivalent_rows():
     assert lines[0].endswith("(target >= 60x): not reached")
     assert lines[1].endswith("(target <= 1,024 MB): reached")
     assert lines[2] == "time to 98 %: 75.0 s of training (target <= 60 s): not reached"
+
+
+def test_a_failing_workload_is_recorded_and_the_next_one_measured(tmp_path, monkeypatch):
+    calls = []
+
+    def measure(workload, group, *args):
+        calls.append(workload.label)
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(gpu_timing, "measure", measure)
+    rows_file = tmp_path / "rows.jsonl"
+    gpu_timing.main(["--part", "timing", "--rows", str(rows_file), "--deadline-s", "5", "--tiny"])
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert calls == [w.label for w in workloads(tiny=True)]
+    assert rows and all(r["status"] == "failed" and "CUDA out of memory" in r["note"] for r in rows)
