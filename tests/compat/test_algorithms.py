@@ -265,3 +265,47 @@ def test_maml_update_and_meta_sgd_update_on_learners_and_modules():
     torch.testing.assert_close(clone.bias, model.bias - 2.0)
     with pytest.raises(ValueError, match="1 gradients and 1 learning rates for 2 parameters"):
         l2l.algorithms.maml_update(learner, 0.1, [torch.ones(2, 3)])
+
+
+class SharedBlock(nn.Module):
+    """A submodule registered under two names, and a weight tied between two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Linear(3, 3)
+        self.layers = nn.Sequential(self.block, nn.Tanh())
+        self.out = nn.Linear(3, 3)
+        self.back = nn.Linear(3, 3)
+        self.back.weight = self.out.weight
+
+    def forward(self, x):
+        return self.back(self.out(self.layers(x)))
+
+
+def test_shared_submodules_and_tied_weights_adapt_without_touching_the_network(float64):
+    torch.manual_seed(0)
+    model = SharedBlock()
+    originals = {name: p for name, p in model.named_parameters(remove_duplicate=False)}
+    x, qx = torch.randn(5, 3), torch.randn(4, 3)
+    learner = l2l.algorithms.MAML(model, 0.3).clone()
+    for _ in range(2):
+        learner.adapt(learner(x).pow(2).mean())
+    query = learner(qx).pow(2).mean()
+    assert all(p is originals[n] for n, p in model.named_parameters(remove_duplicate=False))
+    actual = torch.autograd.grad(query, list(model.parameters()))
+
+    def forward(p, inputs):  # the network written out (functional_call mishandles it)
+        hidden = F.linear(torch.tanh(F.linear(inputs, p["block.weight"], p["block.bias"])),
+                          p["out.weight"], p["out.bias"])  # fmt: skip
+        return F.linear(hidden, p["out.weight"], p["back.bias"])
+
+    params = dict(model.named_parameters())
+    assert list(params) == ["block.weight", "block.bias", "out.weight", "out.bias", "back.bias"]
+    fast = dict(params)
+    for _ in range(2):
+        grads = torch.autograd.grad(forward(fast, x).pow(2).mean(), list(fast.values()),
+                                    create_graph=True)  # fmt: skip
+        fast = {n: p - 0.3 * g for (n, p), g in zip(fast.items(), grads, strict=True)}
+    expected = torch.autograd.grad(forward(fast, qx).pow(2).mean(), list(params.values()))
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-12)

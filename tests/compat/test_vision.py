@@ -62,6 +62,7 @@ def test_models_keep_learn2learn_s_layers_and_initialisation():
     assert len(models.ConvBase(hidden=8, layers=3)) == 3
     cnn = models.OmniglotCNN(5, hidden_size=8)
     assert cnn.features[1] is cnn.base and torch.all(cnn.classifier.bias == 0)
+    assert not any(k.startswith("base.") for k in cnn.state_dict())
 
 
 def test_get_tasksets_signature_and_errors():

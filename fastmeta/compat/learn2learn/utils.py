@@ -35,11 +35,13 @@ Memo = dict[Tensor, Tensor]  # keyed by the tensor itself (hashed by identity, k
 def module_view(
     module: ModuleT, parameter: Replace, buffer: Replace, memo: Memo | None = None
 ) -> ModuleT:
-    """A structural copy of ``module``: new module objects all the way down, sharing every
-    attribute with the original except their parameters and buffers, each replaced by
-    ``parameter(t)`` / ``buffer(t)``. A tensor reached twice (tied weights, or another call
-    given the same ``memo``: original -> replacement) is replaced once."""
+    """A structural copy of ``module``: new module objects all the way down (a submodule
+    reached by two paths is copied once), sharing every attribute with the original except
+    their parameters and buffers, each replaced by ``parameter(t)`` / ``buffer(t)``. A tensor
+    reached twice (tied weights, or another call given the same ``memo``: original ->
+    replacement) is replaced once. The original module is never changed."""
     memo = {} if memo is None else memo
+    copies: dict[int, nn.Module] = {}
 
     def swap(tensor: Tensor | None, replace: Replace) -> Tensor | None:
         if tensor is None:
@@ -49,7 +51,10 @@ def module_view(
         return memo[tensor]
 
     def copy_of(original: nn.Module) -> nn.Module:
+        if id(original) in copies:
+            return copies[id(original)]
         clone = original.__new__(type(original))
+        copies[id(original)] = clone
         clone.__dict__ = {
             **original.__dict__,
             "_parameters": {k: swap(p, parameter) for k, p in original._parameters.items()},

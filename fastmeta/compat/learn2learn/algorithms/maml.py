@@ -29,7 +29,9 @@ class MAMLLearner(Learner):
     Unlike fastmeta's own learner it follows learn2learn to the letter: every parameter is
     adapted, a frozen one (``requires_grad=False``) is an error unless ``allow_nograd``, one the
     loss does not use is an error unless ``allow_unused``, and in training mode BatchNorm
-    updates the wrapped network's running statistics, which learn2learn's clones share.
+    updates the wrapped network's running statistics, which learn2learn's clones share. It
+    computes through a structural copy of the network holding its tensors, so networks with
+    tied weights or a submodule registered twice are handled without touching the original.
     """
 
     def __init__(
@@ -53,9 +55,9 @@ class MAMLLearner(Learner):
         self.allow_nograd = allow_nograd
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """The wrapped network's forward with this learner's tensors in place of its own."""
-        tensors = {**self.params, **self.buffers}
-        return torch.func.functional_call(self.model, tensors, args, kwargs)
+        """The wrapped network's forward with this learner's tensors in place of its own
+        (computed by :attr:`module`, so the wrapped network itself is never changed)."""
+        return self.module(*args, **kwargs)
 
     @property
     def module(self) -> nn.Module:

@@ -11,6 +11,8 @@ Zagoruyko & Komodakis, pooled by the spatial mean.
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from fastmeta.compat.learn2learn.nn.misc import Flatten, Lambda
@@ -154,13 +156,19 @@ class OmniglotCNN(nn.Module):
     def __init__(self, output_size: int = 5, hidden_size: int = 64, layers: int = 4) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.base = ConvBase(hidden=hidden_size, channels=1, max_pool=False, layers=layers)
+        base = ConvBase(hidden=hidden_size, channels=1, max_pool=False, layers=layers)
         self.features = nn.Sequential(
-            Lambda(_omniglot_image), self.base, Lambda(_spatial_mean), Flatten()
+            Lambda(_omniglot_image), base, Lambda(_spatial_mean), Flatten()
         )
         self.classifier = nn.Linear(hidden_size, output_size, bias=True)
         self.classifier.weight.data.normal_()
         self.classifier.bias.data.mul_(0.0)
+
+    @property
+    def base(self) -> ConvBase:
+        """The convolutional blocks (registered once, under ``features.1``: learn2learn also
+        registers them as ``base``, which duplicates them in its ``state_dict``)."""
+        return cast(ConvBase, self.features[1])
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.classifier(self.features(x))
