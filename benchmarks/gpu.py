@@ -6,7 +6,8 @@
 Parts, each a subprocess stopped at its own time limit (SIGTERM, then SIGKILL), so a slow or
 hung part cannot take the others' time; what a stopped part finished is kept:
 
-- ``setup``: install the peers' wheels and source trees found in ``--peers`` (skipped if none);
+- ``setup``: install the peers' wheels and source trees found in ``--peers`` (skipped if none,
+  :mod:`benchmarks.gpu_setup`);
 - ``tests``: the suite's CUDA tests (those skipped without CUDA), outcome per test;
 - ``timing``: fastmeta's strategies, CUDA graph, TF32 and bf16 against learn2learn, higher and
   TorchOpt, every gradient checked against float64 first (:mod:`benchmarks.gpu_timing`);
@@ -16,7 +17,8 @@ hung part cannot take the others' time; what a stopped part finished is kept:
 
 Prints one table (:mod:`benchmarks.gpu_report`) and writes ``gpu.json``, ``gpu.md`` and one log
 per part under ``--out`` (default ``$OUT``, else ``gpu-out``); the JSON is rewritten after every
-part. docs/PERFORMANCE.md ("GPU: the prepared run") gives the device call.
+part. The dry run starts the parts after ``setup`` side by side, one thread each.
+docs/PERFORMANCE.md ("GPU: the prepared run") gives the device call.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import gpu_report, gpu_tests
+from benchmarks import gpu_report, gpu_setup, gpu_tests
 from benchmarks.bench_sampling import cpu_model
 from benchmarks.gpu_fixture import write_omniglot
 from benchmarks.gpu_timing import workloads
@@ -47,7 +49,7 @@ from benchmarks.gpu_train import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("setup", "tests", "timing", "compile", "train")
-SHARES_S = {"setup": 30.0, "tests": 30.0, "timing": 170.0, "compile": 90.0, "train": 160.0}
+SHARES_S = {"setup": 45.0, "tests": 30.0, "timing": 170.0, "compile": 75.0, "train": 160.0}
 """Each part's time limit in the full run (480 s, 8 minutes, together); with ``--budget-s`` or
 a selection of parts the limits scale to share that total, and the last part also gets what
 the others left unused."""
@@ -153,18 +155,6 @@ def shares(parts: list[str], budget_s: float) -> dict[str, float]:
     chosen = {p: SHARES_S[p] for p in parts}
     scale = budget_s / sum(chosen.values())
     return {p: round(s * scale, 1) for p, s in chosen.items()}
-
-
-def peer_packages(folder: Path) -> list[Path]:
-    """The wheels and the source trees (a folder with setup.py or pyproject.toml) in ``folder``."""
-    if not folder.is_dir():
-        return []
-    return [
-        path
-        for path in sorted(folder.iterdir())
-        if path.suffix == ".whl"
-        or (path.is_dir() and any((path / f).exists() for f in ("setup.py", "pyproject.toml")))
-    ]
 
 
 def machine() -> dict[str, Any]:
@@ -285,12 +275,11 @@ class Run:
         python, tiny = sys.executable, self.o.dry_run
         threads = ["--threads", "1"] if tiny else []
         if part == "setup":
-            packages = peer_packages(self.o.peers)
-            if not packages:
+            if not any(gpu_setup.peer_packages(self.o.peers)):
                 return f"skipped: no peer wheels or source trees in {self.o.peers}"
             site = str(self.work / "site")
-            pip = [python, "-m", "pip", "install", "--no-index", "--no-deps"]
-            return [*pip, "--no-build-isolation", "--target", site, *map(str, packages)]
+            return [python, "-m", "benchmarks.gpu_setup", "--peers", str(self.o.peers),
+                    "--target", site]  # fmt: skip
         if part == "tests":
             plugin = ["-p", "no:cacheprovider", "-p", "benchmarks.gpu_tests"]
             return [python, "-m", "pytest", "-q", *plugin, *gpu_tests.candidate_files(REPO)]

@@ -138,29 +138,31 @@ def test_the_full_run_is_refused_without_cuda(capsys):
     assert "no CUDA device here" in capsys.readouterr().err
 
 
-def _wheel(folder: Path) -> Path:
-    """A minimal pure-Python wheel of a package ``carried_peer``."""
-    path = folder / "carried_peer-1.0-py3-none-any.whl"
+def _wheel(folder: Path, tag: str = "py3-none-any") -> Path:
+    """A minimal wheel of a pure-Python package ``carried_peer`` with the given tag."""
+    path = folder / f"carried_peer-1.0-{tag}.whl"
     info = "carried_peer-1.0.dist-info"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("carried_peer/__init__.py", "VERSION = '1.0'\n")
         metadata = "Metadata-Version: 2.1\nName: carried_peer\nVersion: 1.0\n"
-        wheel = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        wheel = f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"
         archive.writestr(f"{info}/METADATA", metadata)
         archive.writestr(f"{info}/WHEEL", wheel)
         archive.writestr(f"{info}/RECORD", "")
     return path
 
 
-def test_setup_installs_carried_wheels_without_an_index(tmp_path):
+def test_setup_installs_carried_wheels_without_an_index_past_one_that_does_not_fit(tmp_path):
     peers = tmp_path / "peers"
     peers.mkdir()
     _wheel(peers)
+    misfit = _wheel(peers, "cp39-cp39-win_amd64")  # not for this machine
     options = gpu.Options(True, None, False, peers, tmp_path / "out", ["setup"], 60.0, [])
     run = gpu.Run(options)
     try:
         result = gpu.run_part(run.commands("setup", 60.0), 60.0, tmp_path / "log", run.env)
-        assert result["status"] == "ok", (tmp_path / "log").read_text()
+        log = (tmp_path / "log").read_text()
+        assert result["status"] == "failed (exit 1)" and f"not installed: {misfit.name}" in log
         check = [sys.executable, "-c", "import carried_peer; print(carried_peer.VERSION)"]
         done = subprocess.run(check, env=run.env, capture_output=True, text=True, check=True)
         assert done.stdout.strip() == "1.0"
