@@ -20,6 +20,57 @@ import yaml
 C = TypeVar("C")
 
 
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field that carries its one-line description and its range.
+
+    ``minimum`` (at least), ``above`` (greater than) and ``below`` (less than) bound a number,
+    or each number of a tuple; ``None`` values pass. Loading and overrides check them with the
+    key's full name, so ``sampler.ways=1`` is refused before anything runs.
+    """
+    metadata = {"help": help, "minimum": minimum, "above": above, "below": below}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def about(help: str) -> dict[str, Any]:
+    """The metadata of a field that is not a plain value (a section, a mapping), for
+    ``dataclasses.field(default_factory=..., metadata=about("..."))``."""
+    return {"help": help}
+
+
+def describe(cls: Any) -> dict[str, str]:
+    """The one-line description of each field of dataclass ``cls`` (empty where none)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def check_range(key: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` is outside the field's range."""
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if item is None or isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        minimum, above, below = (
+            metadata.get("minimum"),
+            metadata.get("above"),
+            metadata.get("below"),
+        )
+        if minimum is not None and item < minimum:
+            raise ValueError(f"{key}={value!r} must be at least {minimum:g}")
+        if above is not None and not item > above:
+            raise ValueError(f"{key}={value!r} must be greater than {above:g}")
+        if below is not None and not item < below:
+            raise ValueError(f"{key}={value!r} must be less than {below:g}")
+
+
 def apply_overrides(config: C, overrides: Sequence[str]) -> C:
     """A copy of ``config`` with each ``key=value`` applied (``section.key=value`` for nesting).
 
@@ -49,12 +100,14 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
             f"{' of ' + where.rstrip('.') if where else ''}: {', '.join(sorted(fields))}"
         )
     values = {}
+    metadata = {f.name: f.metadata for f in _fields(cls)}
     for key, value in data.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint):  # a hint is a class: a nested section's dataclass
             values[key] = from_dict(cast("type[Any]", hint), value, f"{where}{key}.")
         else:
             values[key] = _coerce(f"{where}{key}", value, hint)
+            check_range(f"{where}{key}", values[key], metadata[key])
     return cls(**values)
 
 
@@ -140,6 +193,8 @@ def _set_path(config: Any, path: list[str], value: Any, full_key: str) -> Any:
         new = from_dict(type(current), value, f"{full_key}.")
     else:
         new = _coerce(full_key, value, hints[head])
+        field = next(f for f in _fields(config) if f.name == head)
+        check_range(full_key, new, field.metadata)
     return dataclasses.replace(config, **{head: new})
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
-from fastmeta.config import from_dict
+from fastmeta.config import about, from_dict, setting
 
 
 @dataclass(frozen=True)
@@ -28,42 +28,56 @@ class AlgorithmConfig:
     ``inner_loss_scale`` multiplies the mean inner (support) loss: MAML's reference code sums the
     cross-entropy over the N*K support examples and divides by K, i.e. ``N`` times the mean, so
     its inner lr 0.4 for 5-way Omniglot is ``inner_lr=0.4, inner_loss_scale=5``.
-
-    ``checkpoint_inner_steps`` recomputes each inner step's activations in the backward pass
-    instead of keeping them (MAML, Meta-SGD, ANIL, BOIL; tasks then run one at a time).
     """
 
-    name: str = "maml"
-    inner_lr: float = 0.4
-    inner_steps: int = 1
-    test_inner_steps: int = 3
-    first_order: bool = False
-    inner_loss_scale: float = 1.0
-    adapt: tuple[str, ...] | None = None
-    strategy: Literal["auto", "vmap", "loop"] = "auto"
-    chunk_size: int | None = None
-    checkpoint_inner_steps: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str = setting("maml", "the method (fastmeta algorithms lists them)")
+    inner_lr: float = setting(0.4, "learning rate of the inner (support-set) steps", above=0)
+    inner_steps: int = setting(1, "inner steps in training", minimum=0)
+    test_inner_steps: int = setting(3, "inner steps at validation and test", minimum=0)
+    first_order: bool = setting(False, "drop second derivatives (first-order MAML)")
+    inner_loss_scale: float = setting(
+        1.0, "factor on the mean support loss (MAML's reference code: ways)", above=0
+    )
+    adapt: tuple[str, ...] | None = setting(
+        None, "parameter names (or prefixes) the inner loop adapts; unset: all"
+    )
+    strategy: Literal["auto", "vmap", "loop"] = setting(
+        "auto", "how the tasks of a batch run: auto picks per device (same numbers)"
+    )
+    chunk_size: int | None = setting(None, "at most this many tasks in flight at once", minimum=1)
+    checkpoint_inner_steps: bool = setting(
+        False, "recompute inner-step activations in the backward pass (less memory)"
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata=about("the method's own settings")
+    )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The network: ``conv4`` (4-block CNN), ``resnet12`` or ``mlp``.
 
-    ``channels`` are ResNet-12's four block widths. Where the algorithm needs a feature map
-    (Relation Networks), ``conv4`` is Sung et al.'s encoder (max-pool after the first two of its
-    four blocks) and ``resnet12`` returns its last block's map. ``drop_rate`` and
-    ``drop_block_size`` add DropBlock to ResNet-12 (MetaOptNet: block size 5).
+    Where the algorithm needs a feature map (Relation Networks), ``conv4`` is Sung et al.'s
+    encoder (max-pool after the first two of its four blocks) and ``resnet12`` returns its last
+    block's map.
     """
 
-    name: Literal["conv4", "resnet12", "mlp"] = "conv4"
-    hidden: int = 64
-    channels: tuple[int, ...] = (64, 160, 320, 640)
-    downsample: Literal["stride", "maxpool"] = "stride"
-    layers: tuple[int, ...] = (40, 40)
-    init: Literal["torch", "maml"] = "torch"
-    drop_rate: float = 0.0
-    drop_block_size: int = 5
+    name: Literal["conv4", "resnet12", "mlp"] = setting("conv4", "the network")
+    hidden: int = setting(64, "conv4's filters per block; an mlp's embedding size", minimum=1)
+    channels: tuple[int, ...] = setting(
+        (64, 160, 320, 640), "resnet12's four block widths", minimum=1
+    )
+    downsample: Literal["stride", "maxpool"] = setting(
+        "stride", "conv4 blocks: stride 2 (MAML's Omniglot net) or 2x2 max-pooling"
+    )
+    layers: tuple[int, ...] = setting((40, 40), "an mlp's hidden layer widths", minimum=1)
+    init: Literal["torch", "maml"] = setting(
+        "torch", "an mlp's initialisation: torch's, or MAML's truncated normal"
+    )
+    drop_rate: float = setting(
+        0.0, "DropBlock rate after resnet12's last two blocks", minimum=0, below=1
+    )
+    drop_block_size: int = setting(5, "DropBlock's block size (MetaOptNet: 5)", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -71,20 +85,23 @@ class DataConfig:
     """The task source: a registered dataset (``fastmeta data info NAME`` describes one) and its
     own settings, which sit beside the shared ones (``data.split=maml`` for Omniglot).
 
-    ``root`` defaults to ``$FASTMETA_DATA/<dataset>``; ``image_size`` to the dataset's usual
-    size (``None``). ``train_classes="trainval"`` meta-trains on the training and validation
-    classes together, the final stage of Snell et al.'s protocol once validation has fixed the
-    training length; validation scores are then no longer held out, so such runs set
-    ``train.val_every=0``. ``options`` holds the dataset's own settings (written flat in YAML
-    and overrides: ``data.fractions=[0.6,0.2,0.2]`` for a folder), checked against its registry
-    entry when the run is built.
+    ``train_classes="trainval"`` meta-trains on the training and validation classes together,
+    the final stage of Snell et al.'s protocol once validation has fixed the training length;
+    validation scores are then no longer held out, so such runs set ``train.val_every=0``.
+    ``options`` holds the dataset's own settings (written flat in YAML and overrides:
+    ``data.fractions=[0.6,0.2,0.2]`` for a folder), checked against its registry entry when the
+    run is built.
     """
 
-    dataset: str = "omniglot"
-    root: str | None = None
-    image_size: int | None = None
-    train_classes: Literal["train", "trainval"] = "train"
-    options: dict[str, Any] = field(default_factory=dict, metadata={"flatten": True})
+    dataset: str = setting("omniglot", "the dataset (fastmeta data info NAME describes one)")
+    root: str | None = setting(None, "its folder; unset: $FASTMETA_DATA/<dataset>")
+    image_size: int | None = setting(None, "image side in pixels; unset: the dataset's usual")
+    train_classes: Literal["train", "trainval"] = setting(
+        "train", "classes to meta-train on: train, or train and val together"
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata={"flatten": True, "help": "the dataset's own settings"}
+    )
 
 
 @dataclass(frozen=True)
@@ -92,16 +109,15 @@ class SamplerConfig:
     """N-way K-shot episodes: training ways/shots/queries and the test protocol's.
 
     ``test_*`` of ``None`` mean "same as training" (:meth:`test_episodes` resolves them).
-    ``queries`` is per class.
     """
 
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1
-    meta_batch: int = 32
-    test_ways: int | None = None
-    test_shots: int | None = None
-    test_queries: int | None = None
+    ways: int = setting(5, "classes per training episode", minimum=2)
+    shots: int = setting(1, "support examples per class", minimum=1)
+    queries: int = setting(1, "query examples per class (0: the transfer baselines)", minimum=0)
+    meta_batch: int = setting(32, "episodes per meta-step", minimum=1)
+    test_ways: int | None = setting(None, "classes per test episode; unset: ways", minimum=2)
+    test_shots: int | None = setting(None, "support examples per class at test", minimum=1)
+    test_queries: int | None = setting(None, "query examples per class at test", minimum=1)
 
     def test_episodes(self) -> tuple[int, int, int]:
         """``(ways, shots, queries)`` of the validation and test episodes."""
@@ -116,14 +132,18 @@ class SamplerConfig:
 class OptimizerConfig:
     """Meta-optimizer, learning-rate schedule and gradient clipping."""
 
-    name: Literal["adam", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    schedule: Literal["constant", "step", "cosine"] = "constant"
-    step_size: int = 2000
-    gamma: float = 0.5
-    grad_clip: float | None = None
+    name: Literal["adam", "sgd"] = setting("adam", "the meta-optimizer")
+    lr: float = setting(1e-3, "meta learning rate", above=0)
+    weight_decay: float = setting(0.0, "L2 penalty of the meta-optimizer", minimum=0)
+    momentum: float = setting(0.0, "sgd's momentum", minimum=0, below=1)
+    schedule: Literal["constant", "step", "cosine"] = setting(
+        "constant", "learning-rate schedule (cosine spans train.iterations)"
+    )
+    step_size: int = setting(2000, "the step schedule's period in meta-steps", minimum=1)
+    gamma: float = setting(0.5, "the step schedule's factor", above=0)
+    grad_clip: float | None = setting(
+        None, "clip the meta-gradient's norm to this; unset: no clipping", above=0
+    )
 
 
 @dataclass(frozen=True)
@@ -138,16 +158,24 @@ class TrainConfig:
     fixed task shapes; not for methods with a schedule, see :mod:`fastmeta.train.cuda_graph`).
     """
 
-    iterations: int = 5000
-    time_limit_minutes: float | None = None
-    precision: Literal["float32", "tf32", "bf16"] = "float32"
-    cuda_graph: bool = False
-    val_every: int = 500
-    val_episodes: int = 200
-    early_stop_patience: int | None = None
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 50
+    iterations: int = setting(5000, "meta-steps to train", minimum=1)
+    time_limit_minutes: float | None = setting(
+        None, "stop after this much training time; unset: no limit"
+    )
+    precision: Literal["float32", "tf32", "bf16"] = setting(
+        "float32", "arithmetic of the meta-steps"
+    )
+    cuda_graph: bool = setting(False, "replay the meta-step as a captured CUDA graph")
+    val_every: int = setting(500, "validate every this many meta-steps; 0: never", minimum=0)
+    val_episodes: int = setting(200, "fixed validation episodes", minimum=1)
+    early_stop_patience: int | None = setting(
+        None, "stop after this many validations without improvement; unset: never", minimum=1
+    )
+    checkpoint_every: int = setting(
+        500, "checkpoint every this many meta-steps; 0: only at the end", minimum=0
+    )
+    keep_checkpoints: int = setting(3, "newest checkpoints kept (best.pt besides)", minimum=1)
+    log_every: int = setting(50, "log training metrics every this many steps; 0: never", minimum=0)
 
     def __post_init__(self) -> None:
         if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
@@ -159,36 +187,40 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The test protocol: fixed-seed episodes, batched ``batch_size`` at a time.
+    """The test protocol: fixed-seed episodes, batched ``batch_size`` at a time."""
 
-    ``inner_steps`` lists extra numbers of test-time inner steps to report (MAML family), e.g.
-    ``[1, 5, 10]`` for the sine-regression table; the headline uses ``test_inner_steps``.
-    """
-
-    episodes: int = 600
-    seed: int = 1_000_003
-    batch_size: int = 50
-    inner_steps: tuple[int, ...] = ()
+    episodes: int = setting(600, "fixed test episodes", minimum=1)
+    seed: int = setting(1_000_003, "seed of the test episodes (validation uses seed + 1)")
+    batch_size: int = setting(50, "test episodes per batch", minimum=1)
+    inner_steps: tuple[int, ...] = setting(
+        (), "extra numbers of test-time inner steps to report, e.g. [1, 5, 10]", minimum=0
+    )
+    allow_non_finite: bool = setting(
+        False, "report a test whose episodes gave non-finite losses instead of failing it"
+    )
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run; written to ``config.yaml`` in its run directory.
+    """Everything that defines a run; written to ``config.yaml`` in its run directory."""
 
-    ``reference`` is free text naming the published result a preset reproduces.
-    """
-
-    name: str = "run"
-    reference: str | None = None
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = setting("run", "the run's name (default run directory: runs/<name>)")
+    reference: str | None = setting(None, "the published result a preset reproduces")
+    seed: int = setting(0, "seeds the initial weights and the training episodes")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train: auto picks CUDA")
+    algorithm: AlgorithmConfig = field(
+        default_factory=AlgorithmConfig, metadata=about("the method")
+    )
+    model: ModelConfig = field(default_factory=ModelConfig, metadata=about("the network"))
+    data: DataConfig = field(default_factory=DataConfig, metadata=about("the task source"))
+    sampler: SamplerConfig = field(default_factory=SamplerConfig, metadata=about("the episodes"))
+    optimizer: OptimizerConfig = field(
+        default_factory=OptimizerConfig, metadata=about("the meta-optimizer")
+    )
+    train: TrainConfig = field(
+        default_factory=TrainConfig, metadata=about("training, validation, checkpoints")
+    )
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata=about("the test protocol"))
 
 
 # fastmeta 0.1 wrote these settings for every dataset and algorithm; each applied to the

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from fastmeta.config import setting
+
 DEFAULT_FCE_STEPS = 5
 """Processing steps ``K`` of Matching Networks' query attention LSTM when none are given. The
 paper does not state its ``K``; a fixed number (rather than one per support example) keeps ``f``
@@ -21,11 +23,17 @@ the same function when the test episodes have another number of shots."""
 class MAMLPlusPlusOptions:
     """``algorithm.options`` of MAML++ (see :class:`~fastmeta.algorithms.MAMLPlusPlus`)."""
 
-    learn_lr: bool = True
-    per_step_batchnorm: bool = True
-    batchnorm_statistics: Literal["batch", "running"] = "batch"
-    multi_step_fraction: float = 0.1
-    first_order_fraction: float = 0.5
+    learn_lr: bool = setting(True, "meta-learn per-layer per-step inner rates (LSLR)")
+    per_step_batchnorm: bool = setting(True, "one BatchNorm weight, bias and statistics per step")
+    batchnorm_statistics: Literal["batch", "running"] = setting(
+        "batch", "what evaluation normalises with: each episode's or the running statistics"
+    )
+    multi_step_fraction: float = setting(
+        0.1, "fraction of training over which the multi-step loss is annealed", minimum=0
+    )
+    first_order_fraction: float = setting(
+        0.5, "fraction of training with first-order meta-gradients", minimum=0
+    )
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,8 @@ class IMAMLOptions:
     """``algorithm.options`` of iMAML: ``regularization`` is the proximal ``lambda``, ``cg_steps``
     the conjugate-gradient iterations of the implicit meta-gradient."""
 
-    regularization: float = 2.0
-    cg_steps: int = 5
+    regularization: float = setting(2.0, "the proximal strength lambda", above=0)
+    cg_steps: int = setting(5, "conjugate-gradient iterations of the implicit gradient", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,8 @@ class CAVIAOptions:
     layer of an ``mlp``, where the context acts as extra inputs (concatenation).
     """
 
-    context_dim: int = 100
-    film_layer: str | None = None
+    context_dim: int = setting(100, "length of the per-task context vector", minimum=1)
+    film_layer: str | None = setting(None, "the sub-module the context modulates; unset: auto")
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,15 @@ class ReptileOptions:
     ``inner_batch`` is the support examples per inner step (unset: the whole support set).
     """
 
-    outer_lr: float = 1.0
-    final_outer_lr: float = 0.0
-    inner_optimizer: Literal["sgd", "adam"] = "adam"
-    adam_betas: tuple[float, float] = (0.0, 0.999)
-    inner_batch: int | None = None
+    outer_lr: float = setting(1.0, "the Reptile step epsilon at the start", minimum=0)
+    final_outer_lr: float = setting(0.0, "epsilon reached at the end (linear)", minimum=0)
+    inner_optimizer: Literal["sgd", "adam"] = setting("adam", "the inner update rule")
+    adam_betas: tuple[float, float] = setting(
+        (0.0, 0.999), "inner Adam's betas (the paper: beta1 = 0)", minimum=0, below=1
+    )
+    inner_batch: int | None = setting(
+        None, "support examples per inner step; unset: all", minimum=1
+    )
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,10 @@ class ProtoNetOptions:
     """``algorithm.options`` of ``protonet``: the distance to the class means and a factor on
     the logits (1 in the paper's Euclidean setting)."""
 
-    distance: Literal["squared_euclidean", "cosine"] = "squared_euclidean"
-    scale: float = 1.0
+    distance: Literal["squared_euclidean", "cosine"] = setting(
+        "squared_euclidean", "distance of a query to the class means"
+    )
+    scale: float = setting(1.0, "factor on the logits (a temperature)", above=0)
 
 
 @dataclass(frozen=True)
@@ -81,18 +95,18 @@ class MatchingOptions:
     """``algorithm.options`` of ``matching``: the factor on cosine similarities (1 = paper),
     and whether to add full context embeddings with ``fce_steps`` query attention steps."""
 
-    scale: float = 1.0
-    fce: bool = False
-    fce_steps: int = DEFAULT_FCE_STEPS
+    scale: float = setting(1.0, "factor on the cosine similarities", above=0)
+    fce: bool = setting(False, "add full context embeddings (the paper's Appendix A)")
+    fce_steps: int = setting(DEFAULT_FCE_STEPS, "the query attention LSTM's steps", minimum=1)
 
 
 @dataclass(frozen=True)
 class RelationOptions:
     """``algorithm.options`` of ``relation``: the loss, and the relation module's widths."""
 
-    loss: Literal["mse", "cross_entropy"] = "mse"
-    hidden: int = 64
-    fc_hidden: int = 8
+    loss: Literal["mse", "cross_entropy"] = setting("mse", "the training loss (the paper: mse)")
+    hidden: int = setting(64, "the relation module's filters", minimum=1)
+    fc_hidden: int = setting(8, "its hidden fully connected width", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -100,9 +114,9 @@ class R2D2Options:
     """``algorithm.options`` of ``r2d2``: the ridge penalty (learned unless ``learn_ridge`` is
     false) and the initial score scale."""
 
-    ridge: float = 50.0
-    learn_ridge: bool = True
-    scale: float = 10.0
+    ridge: float = setting(50.0, "the ridge penalty lambda (its start, when learned)", above=0)
+    learn_ridge: bool = setting(True, "meta-learn the penalty")
+    scale: float = setting(10.0, "the score scale's start (it is learned)")
 
 
 @dataclass(frozen=True)
@@ -110,10 +124,10 @@ class SVMOptions:
     """``algorithm.options`` of ``metaoptnet-svm``: slack weight ``C``, initial score scale, and
     the QP solver's tolerance and iteration cap."""
 
-    C: float = 0.1
-    scale: float = 10.0
-    tol: float = 1e-8
-    max_iter: int = 50
+    C: float = setting(0.1, "the SVM's slack weight", above=0)
+    scale: float = setting(10.0, "the score scale's start (it is learned)")
+    tol: float = setting(1e-8, "the QP solver's tolerance", above=0)
+    max_iter: int = setting(50, "the QP solver's iteration cap", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -131,12 +145,14 @@ class BaselineOptions:
         finetune_seed: seeds the new heads' initialisation and mini-batch order.
     """
 
-    num_classes: int | None = None
-    scale: float | None = None
-    finetune_epochs: int = 100
-    finetune_batch: int = 4
-    finetune_lr: float = 0.01
-    finetune_momentum: float = 0.9
-    finetune_dampening: float = 0.9
-    finetune_weight_decay: float = 0.001
-    finetune_seed: int = 0
+    num_classes: int | None = setting(
+        None, "the training classifier's outputs; unset: the data's classes", minimum=2
+    )
+    scale: float | None = setting(None, "cosine temperature; unset: the authors' rule", above=0)
+    finetune_epochs: int = setting(100, "epochs of each test task's new head", minimum=0)
+    finetune_batch: int = setting(4, "its mini-batch size", minimum=1)
+    finetune_lr: float = setting(0.01, "its SGD learning rate", above=0)
+    finetune_momentum: float = setting(0.9, "its SGD momentum", minimum=0, below=1)
+    finetune_dampening: float = setting(0.9, "its SGD dampening", minimum=0, below=1)
+    finetune_weight_decay: float = setting(0.001, "its SGD weight decay", minimum=0)
+    finetune_seed: int = setting(0, "seeds the new heads and their mini-batches")

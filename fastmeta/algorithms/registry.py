@@ -62,6 +62,10 @@ class AlgorithmSpec:
             are ``options.num_classes`` (filled from the training data when unset).
         schedules: its meta-step changes with training progress (``start_step``), so a
             captured CUDA graph, which freezes it, cannot replay it.
+        learned_inner_lr: it meta-learns its inner rates; ``algorithm.inner_lr`` only sets their
+            start.
+        needs_queries: its training loss scores query examples (all but the transfer
+            baselines, which classify every image of an episode).
     """
 
     name: str
@@ -73,6 +77,8 @@ class AlgorithmSpec:
     exports: bool = False
     classifier: str | None = None
     schedules: bool = False
+    learned_inner_lr: bool = False
+    needs_queries: bool = True
 
     def builder(self) -> Builder:
         """The build function (imported on first use when given as a path)."""
@@ -98,7 +104,7 @@ _BUILTIN = (
         description="MAML and first-order MAML (Finn et al. 2017)",
     ),
     _builtin(
-        "metasgd", name="metasgd", settings=MAML_FAMILY, exports=True,
+        "metasgd", name="metasgd", settings=MAML_FAMILY, exports=True, learned_inner_lr=True,
         description="Meta-SGD: MAML with learned per-weight inner learning rates (Li et al. 2017)",
     ),
     AlgorithmSpec(
@@ -112,6 +118,7 @@ _BUILTIN = (
     _builtin(
         "mamlpp", name="mamlpp", options=opts.MAMLPlusPlusOptions,
         settings=MAML_FAMILY - {"checkpoint_inner_steps"}, schedules=True,
+        learned_inner_lr=True,
         description="MAML++: multi-step loss, derivative-order annealing, per-step BatchNorm "
         "and learned per-step inner rates (Antoniou et al. 2019)",
     ),
@@ -157,13 +164,14 @@ _BUILTIN = (
     ),
     AlgorithmSpec(
         "baseline", "fastmeta.algorithms.baseline:build_baseline", options=opts.BaselineOptions,
-        model_output="embedding", classifier="classifier.weight",
+        model_output="embedding", classifier="classifier.weight", needs_queries=False,
         description="Baseline: linear classifier on all training classes, new linear head "
         "fine-tuned per task (Chen et al. 2019)",
     ),
     AlgorithmSpec(
         "baselinepp", "fastmeta.algorithms.baseline:build_baselinepp",
         options=opts.BaselineOptions, model_output="embedding", classifier="classifier.weight",
+        needs_queries=False,
         description="Baseline++: cosine classifier on all training classes, new cosine head "
         "fine-tuned per task (Chen et al. 2019)",
     ),

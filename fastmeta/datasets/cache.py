@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
@@ -72,7 +74,12 @@ def load_or_build(
         if cached is not None:
             return cached
         warnings.warn(f"ignoring damaged cache file {path}; decoding again", stacklevel=3)
+    started = time.perf_counter()
+    name = key.get("dataset", "the images")
+    print(f"decoding {name} once into the cache {path} (later loads read it)", file=sys.stderr)
     data = build()
+    seconds = time.perf_counter() - started
+    print(f"decoded {len(data.images)} images of {name} in {seconds:.1f} s", file=sys.stderr)
     try:
         _write_atomic(path, data, key)
     except OSError as error:

@@ -12,11 +12,13 @@ import io
 import itertools
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 CHANNELS = {"L": 1, "RGB": 3}
 _CHUNK = 256
@@ -162,7 +164,10 @@ def _collect(
     out = np.empty((count, *spec.shape), np.uint8) if count is not None else None
     parts, names, failures = [], [], []
     filled = 0
+    # a bar on a terminal (the first decode of a large dataset takes a while); none in logs
+    bar = tqdm(total=count, desc="decoding images", unit="img", file=sys.stderr, disable=None)
     for images, good_names, bad in results:
+        bar.update(len(images) + len(bad))
         if out is not None:
             out[filled : filled + len(images)] = images
         else:
@@ -170,6 +175,7 @@ def _collect(
         filled += len(images)
         names.extend(good_names)
         failures.extend(bad)
+    bar.close()
     if out is not None:
         images = out[:filled]
     else:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from fastmeta.config import setting
+
 from .errors import DatasetError
 from .paths import SPLITS, PathLike
 
@@ -29,7 +31,9 @@ class OmniglotOptions:
     """``data.split``: the Vinyals et al. class lists (rotations as classes) or MAML's random
     character split (1100 / 100 / 423 characters, each at four rotations)."""
 
-    split: Literal["vinyals", "maml"] = "vinyals"
+    split: Literal["vinyals", "maml"] = setting(
+        "vinyals", "the class split: Vinyals et al.'s lists, or MAML's random characters"
+    )
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class MiniImageNetOptions:
     """``data.source``: the csv lists with ``images/`` (``"csv"``), the pickle cache
     (``"pickle"``), or whichever is present (``"auto"``, the pickle first)."""
 
-    source: Literal["auto", "csv", "pickle"] = "auto"
+    source: Literal["auto", "csv", "pickle"] = setting(
+        "auto", "which files to read: csv lists with images/, the pickles, or whichever is there"
+    )
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,15 @@ class FolderOptions:
     is reused.
     """
 
-    fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
-    split_seed: int = 0
-    channels: Literal[1, 3] | None = None
-    normalize: Literal["auto", "none", "dataset"] = "auto"
-    split_file: str | None = None
+    fractions: tuple[float, float, float] = setting(
+        (0.64, 0.16, 0.20), "train / val / test shares of the classes", minimum=0
+    )
+    split_seed: int = setting(0, "seeds the class split (another seed, another split)")
+    channels: Literal[1, 3] | None = setting(None, "1 grey, 3 colour; unset: grey if all are")
+    normalize: Literal["auto", "none", "dataset"] = setting(
+        "auto", "standardise each channel by the training images (none: keep [0, 1])"
+    )
+    split_file: str | None = setting(None, "the split.yaml to reuse (train --data writes it)")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import yaml
 
 from fastmeta.run_config import RunConfig, read_run_config
 
@@ -33,10 +32,24 @@ def load_config(name_or_path: str) -> RunConfig:
     return read_run_config(preset_text(name_or_path), where=f"preset {name_or_path}")
 
 
-def preset_summary(name: str) -> str:
-    """The first comment line of a preset, describing it."""
+@dataclass(frozen=True)
+class PresetInfo:
+    """What a preset says of itself: its description (the leading comment lines) and, from a
+    ``# measured:`` line, how long it took on this project's machine."""
+
+    description: str
+    measured: str | None
+
+
+def preset_info(name: str) -> PresetInfo:
+    """The description and measured time of preset ``name``."""
+    description, measured = [], None
     for line in preset_text(name).splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    summary: str = yaml.safe_load(preset_text(name)).get("name", name)
-    return summary
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text.startswith("measured:"):
+            measured = text.removeprefix("measured:").strip()
+        else:
+            description.append(text)
+    return PresetInfo(" ".join(description) or name, measured)

@@ -9,7 +9,7 @@ the algorithm's builder the ``algorithm`` section and its typed options.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from fastmeta.run.settings import (
     resolve_data,
 )
 from fastmeta.run_config import RunConfig
+
+if TYPE_CHECKING:
+    from fastmeta.run.folder_split import FolderSplit
 from fastmeta.tasks import TaskSource
 
 
@@ -50,8 +53,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_sources(config: RunConfig, device: torch.device) -> Sources:
-    """The train/val/test task sources of ``config.data`` and ``config.sampler``."""
+def build_sources(
+    config: RunConfig, device: torch.device, folder_split: FolderSplit | None = None
+) -> Sources:
+    """The train/val/test task sources of ``config.data`` and ``config.sampler``;
+    ``folder_split`` is an image folder's class split planned for a new run (else it is read
+    from ``data.split_file`` or planned afresh)."""
     data = resolve_data(config.data)
     info = dataset_info(data.dataset)
     s, e = config.sampler, config.eval
@@ -66,7 +73,7 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
         )
     from fastmeta.data.taskset import TaskSet
 
-    stores, transform = _stores(replace(config, data=data))
+    stores, transform = _stores(replace(config, data=data), folder_split)
     train = stores["train"]
     if data.train_classes == "trainval":
         train = ImageStore.concat([train, stores["val"]])
@@ -82,13 +89,15 @@ def build_sources(config: RunConfig, device: torch.device) -> Sources:
     )
 
 
-def _stores(config: RunConfig) -> tuple[dict[str, ImageStore], Any]:
+def _stores(
+    config: RunConfig, folder_split: FolderSplit | None
+) -> tuple[dict[str, ImageStore], Any]:
     """The train/val/test stores of an image dataset and the transform its episodes get."""
     info = dataset_info(config.data.dataset)
     if info.own_data:
         from fastmeta.run.folder_split import plan_for_config, split_stores
 
-        plan = plan_for_config(config)
+        plan = folder_split or plan_for_config(config)
         return split_stores(plan), plan.normalizer()
     options = data_options(config.data)
     given = {} if options is None else vars(options)

@@ -24,11 +24,13 @@ Why each piece exists:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -42,6 +44,7 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointError",
     "CheckpointMismatchError",
+    "CheckpointWriteError",
     "best_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
@@ -91,14 +94,15 @@ class CheckpointCorruptError(CheckpointError):
 class CheckpointMismatchError(CheckpointError):
     """The checkpoint was written by a different model or configuration than the current run."""
 
-    def __init__(self, path: Path, differences: list[str]) -> None:
+    def __init__(self, path: Path, differences: list[str], message: str | None = None) -> None:
         shown = differences[:_MAX_LISTED]
         lines = "\n  ".join(shown)
         more = len(differences) - len(shown)
         if more:
             lines += f"\n  ... and {more} more"
         super().__init__(
-            f"checkpoint {path} does not match the current run "
+            message
+            or f"checkpoint {path} does not match the current run "
             f"({len(differences)} difference(s)):\n  {lines}\n"
             "Resume with the model and configuration this run was started with, or start a new "
             "run directory for the changed settings."
@@ -144,6 +148,24 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def step_path(run_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where the rotation checkpoint of ``step`` lives."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+
+
+def set_aside_after(run_dir: str | os.PathLike[str], step: int) -> list[Path]:
+    """Rename the rotation checkpoints of steps after ``step`` to ``*.pt.diverged`` (kept, but
+    no longer loaded), so resuming continues from ``step``; returns the new names."""
+    moved = []
+    for path in list_checkpoints(run_dir):
+        match = _STEP_FILE.match(path.name)
+        if match and int(match.group(1)) > step:
+            target = path.with_name(path.name + ".diverged")
+            os.replace(path, target)
+            moved.append(target)
+    return moved
+
+
 def best_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     """``RUN_DIR/checkpoints/best.pt`` if it exists, else ``None``."""
     path = Path(run_dir) / CHECKPOINT_DIR / BEST_NAME
@@ -157,6 +179,7 @@ def save_checkpoint(
     keep: int = 3,
     *,
     fingerprint: dict[str, Any] | None = None,
+    protect: int | None = None,
 ) -> Path:
     """Atomically write ``RUN_DIR/checkpoints/step-{step:08d}.pt``; keep only the last ``keep``.
 
@@ -166,16 +189,18 @@ def save_checkpoint(
     "config": resolved_config}``) is what :func:`load_checkpoint` compares ``expected`` against.
 
     After the write, older rotation checkpoints beyond the newest ``keep`` are deleted; the file
-    just written is never deleted. Returns the path written.
+    just written is never deleted, nor the checkpoint of step ``protect`` (the last one written
+    before a run began to diverge, say). Returns the path written.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    directory = _checkpoint_dir(run_dir)
-    path = directory / f"step-{step:08d}.pt"
+    _checkpoint_dir(run_dir)  # created (and its parent synced) on first use
+    path = step_path(run_dir, step)
     _write_atomic(path, _payload(step, state, fingerprint))
-    others = [p for p in list_checkpoints(run_dir) if p != path]
+    spared = {path, step_path(run_dir, protect)} if protect is not None else {path}
+    others = [p for p in list_checkpoints(run_dir) if p not in spared]
     for old in others[: max(0, len(others) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return path
@@ -281,12 +306,14 @@ def load_latest(
     """Load the newest usable rotation checkpoint: ``(path, state)``, or ``None`` if there is none.
 
     A corrupt newest checkpoint is skipped with a ``RuntimeWarning`` naming it, and the one before
-    is tried; if every checkpoint is corrupt the newest one's :class:`CheckpointCorruptError` is
-    raised. A :class:`CheckpointMismatchError` is raised at once (older ones would differ too).
+    is tried; if every checkpoint is corrupt a :class:`CheckpointCorruptError` of the newest says
+    so (naming none of them as a fallback). A :class:`CheckpointMismatchError` is raised at once
+    (older ones would differ too).
     """
     ignore = tuple(ignore)
     first_error: CheckpointCorruptError | None = None
-    for path in reversed(list_checkpoints(run_dir)):
+    found = list_checkpoints(run_dir)
+    for path in reversed(found):
         try:
             state = load_checkpoint(
                 path, expected=expected, ignore=ignore, defaults=defaults,
@@ -298,7 +325,12 @@ def load_latest(
             continue
         return path, state
     if first_error is not None:
-        raise first_error
+        others = (
+            f" and the {len(found) - 1} older one(s) beside it are" if len(found) > 1 else " is"
+        )
+        raise CheckpointCorruptError(
+            first_error.path, f"it{others} unreadable (the newest: {first_error.reason})"
+        )
     return None
 
 
@@ -342,10 +374,30 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if _disk_full(error):
+            free = shutil.disk_usage(directory).free / 2**20
+            raise CheckpointWriteError(
+                errno.ENOSPC,
+                f"no space left on the disk to write checkpoint {path} ({free:.0f} MiB free); "
+                "free some space, then resume the run (the checkpoints already written are "
+                "intact)",
+            ) from None
         raise
     _fsync_dir(directory)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (the disk is full); nothing written before is lost."""
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether writing failed for want of space (torch's writer reports it as a RuntimeError
+    saying "file write failed")."""
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return isinstance(error, RuntimeError) and "file write failed" in str(error)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -10,7 +10,6 @@ folder changes later.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -208,18 +207,12 @@ def plan_for_config(config: RunConfig) -> FolderSplit:
     )
 
 
-def write_split_file(config: RunConfig, run_dir: PathLike) -> tuple[RunConfig, FolderSplit]:
-    """Plan ``config``'s folder split, write it to ``run_dir/split.yaml``; the config to use.
-
-    The returned config names the written file in ``data.split_file``. Every process of a
-    distributed run may call it: each writes the same content by an atomic rename.
-    """
+def plan_run_split(config: RunConfig, run_dir: PathLike) -> tuple[RunConfig, FolderSplit]:
+    """Plan ``config``'s folder split for a new run in ``run_dir``; the config to train with,
+    which names the ``split.yaml`` the run will write there (when it starts) in
+    ``data.split_file``. Nothing is written."""
     split = plan_for_config(config)
     path = RunDirectory(run_dir).split_file.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{SPLIT_FILE}.{os.getpid()}.tmp")  # processes of one run race
-    partial.write_text(split.to_yaml())
-    os.replace(partial, path)
     options = {**config.data.options, "split_file": str(path)}
     data = dataclasses.replace(config.data, options=options)
     return dataclasses.replace(config, data=data), split

@@ -190,7 +190,13 @@ def check_shared_settings(spec: AlgorithmSpec, algorithm: AlgorithmConfig) -> No
 
 
 def check_head(spec: AlgorithmSpec, sampler: SamplerConfig) -> None:
-    """A network with one output per training way cannot score test episodes of other ways."""
+    """A network with one output per training way cannot score test episodes of other ways; a
+    training loss over query examples needs some."""
+    if spec.needs_queries and sampler.queries < 1:
+        raise ValueError(
+            f"sampler.queries={sampler.queries}: {spec.name}'s training loss scores query "
+            "examples; give at least 1 per class"
+        )
     if spec.model_output == "logits" and sampler.test_episodes()[0] != sampler.ways:
         raise ValueError(
             f"{spec.name}'s head has one output per training way; set sampler.test_ways equal "

@@ -10,6 +10,10 @@ from typing import Any
 
 from fastmeta.run.directory import RunDirectory
 
+COLUMNS = ("step", "phase", "loss", "accuracy", "ci95", "tasks_per_s", "lr", "train_seconds")
+"""The columns of ``metrics.csv`` (training rows leave ``ci95`` and ``train_seconds`` empty,
+validation rows ``tasks_per_s`` and ``lr``; regression leaves ``accuracy`` empty)."""
+
 
 class MetricsLog:
     """Appends rows ``{"step": int, "phase": str, name: value...}`` to ``metrics.jsonl`` and
@@ -48,7 +52,7 @@ class MetricsLog:
         self._write_csv()
 
     def _write_csv(self) -> None:
-        columns: list[str] = []
+        columns: list[str] = list(COLUMNS)  # complete from the first row on
         for row in self.rows:
             columns += [k for k in row if k not in columns]
         with self.csv.open("w", newline="") as f:

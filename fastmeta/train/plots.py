@@ -21,8 +21,20 @@ def draw_pictures(trainer: Trainer) -> list[Path]:
     return paths
 
 
+def smoothed(values: list[float], span: int = 20) -> list[float]:
+    """An exponential moving average of ``values`` (weight ``2 / (span + 1)``), bias-corrected
+    so it starts at the first value: the trend under the noise of single meta-batches."""
+    alpha, average, weight, out = 2.0 / (span + 1), 0.0, 0.0, []
+    for value in values:
+        average = (1 - alpha) * average + alpha * value
+        weight = (1 - alpha) * weight + alpha
+        out.append(average / weight)
+    return out
+
+
 def plot_run(run: RunDirectory) -> Path:
-    """Draw ``curves.png`` from ``metrics.jsonl``: training loss/accuracy and validation score."""
+    """Draw ``curves.png`` from ``metrics.jsonl``: training loss/accuracy (each meta-batch faint,
+    the smoothed trend bold) and the validation score with its 95 % interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +51,16 @@ def plot_run(run: RunDirectory) -> Path:
         panels.append((key, f"validation {key}", val))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
     for ax, (key, title, series) in zip(axes[0], panels, strict=True):
-        ax.plot([r["step"] for r in series], [r[key] for r in series])
+        steps, values = [r["step"] for r in series], [r[key] for r in series]
+        if series is val:
+            ci = [r.get("ci95", 0.0) for r in series]
+            low = [v - c for v, c in zip(values, ci, strict=True)]
+            high = [v + c for v, c in zip(values, ci, strict=True)]
+            ax.fill_between(steps, low, high, alpha=0.25)
+            ax.plot(steps, values, marker="o", markersize=3)
+        else:
+            ax.plot(steps, values, alpha=0.3, linewidth=0.8)
+            ax.plot(steps, smoothed(values), linewidth=1.6)
         ax.set_title(title)
         ax.set_xlabel("iteration")
     fig.tight_layout()

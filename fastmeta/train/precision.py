@@ -19,16 +19,18 @@ PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16")
 
 
 @contextmanager
-def precision(mode: str, device: torch.device) -> Iterator[None]:
+def precision(mode: str, device: torch.device, cache: bool = True) -> Iterator[None]:
     """Run the block in ``mode`` on ``device``; TF32 switches are restored afterwards.
 
     ``float32`` turns TF32 off for CUDA matmuls and cuDNN convolutions (torch leaves it on for
-    convolutions by default); ``tf32`` turns both on; on a CPU both are plain float32.
+    convolutions by default); ``tf32`` turns both on; on a CPU both are plain float32. ``cache``
+    keeps autocast's bf16 copies of the weights for the block; a captured CUDA graph must not
+    (its replays would reuse the copies of the weights it was captured with).
     """
     if mode not in PRECISIONS:
         raise ValueError(f"unknown precision {mode!r}; choose one of {', '.join(PRECISIONS)}")
     if mode == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache):
             yield
         return
     if device.type != "cuda":

@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import algorithm_spec
-from fastmeta.config import apply_overrides
 from fastmeta.functional.params import uses_batch_statistics
 from fastmeta.run.build import (
     Sources,
@@ -39,13 +41,23 @@ from fastmeta.run.build import (
     build_sources,
     resolve_device,
 )
+from fastmeta.run.checkpoint import CheckpointMismatchError
 from fastmeta.run.directory import RunDirectory, fingerprint
-from fastmeta.run.settings import resolve_config, upgrade_override
+from fastmeta.run.folder_split import FolderSplit
+from fastmeta.run.resume import check_changes, describe, differences
+from fastmeta.run.settings import apply_run_overrides, resolve_config, upgrade_override
 from fastmeta.run_config import RunConfig
 from fastmeta.tasks import TaskBatch
 from fastmeta.train.cuda_graph import CapturedMetaStep
 from fastmeta.train.distributed import Distributed
 from fastmeta.train.evaluate import summarize
+from fastmeta.train.guard import (
+    DivergedError,
+    NonFiniteLossError,
+    check_loss,
+    check_weights,
+    healthy,
+)
 from fastmeta.train.logging import MetricsLog
 from fastmeta.train.precision import precision
 from fastmeta.train.report import protocol, write_episodes
@@ -56,19 +68,14 @@ from fastmeta.train.sharding import (
     gather_scores,
     local_batch,
 )
+from fastmeta.train.signals import Interrupted, StopRequests
 
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The meta-loss became NaN or infinite; training stopped at ``step``."""
-
-    def __init__(self, step: int, loss: float) -> None:
-        super().__init__(
-            f"meta-loss is {loss} at step {step}; lower the learning rates or set "
-            "optimizer.grad_clip"
-        )
-        self.step = step
+class NonFiniteTestError(RuntimeError):
+    """Test episodes gave non-finite losses (the model diverges on them); the report written
+    counts them apart."""
 
 
 @dataclass
@@ -81,6 +88,9 @@ class Progress:
     stale_validations: int = 0
     train_seconds: float = 0.0
     processes: int = 1
+    first_losses: list[float] = field(default_factory=list)  # the divergence guard's reference
+    last_loss: float = math.nan
+    healthy_step: int | None = None  # the last checkpoint written while the run looked sound
 
 
 class Trainer:
@@ -90,6 +100,8 @@ class Trainer:
     of :func:`~fastmeta.train.distributed.distributed_session`, or a single process).
     ``sources`` replaces the task sources ``config.data`` describes (e.g. synthetic tasks in a
     benchmark); they must give episode ``i`` as a function of the seed and ``i`` alone.
+    ``verbose`` prints what a user watches for (device, resume step, validation scores) to
+    stderr; ``folder_split`` is an image folder's class split planned for a new run.
     """
 
     def __init__(
@@ -99,8 +111,12 @@ class Trainer:
         progress_bar: bool = True,
         distributed: Distributed | None = None,
         sources: Sources | None = None,
+        *,
+        verbose: bool = False,
+        folder_split: FolderSplit | None = None,
     ) -> None:
         self.config = config = resolve_config(config)
+        self.verbose = verbose
         self.run = RunDirectory(run_dir)
         self.run_dir = self.run.path
         self.spec = algorithm_spec(config.algorithm.name)
@@ -109,8 +125,10 @@ class Trainer:
         self.device = self.dist.device(resolve_device(config.device))
         if config.train.cuda_graph:
             self._check_cuda_graph()
+        random.seed(config.seed)  # user code drawing from Python's or NumPy's generator too
+        np.random.seed(config.seed % 2**32)
         torch.manual_seed(config.seed)
-        self.sources = sources or build_sources(config, self.device)
+        self.sources = sources or build_sources(config, self.device, folder_split)
         model = build_model(config, self.sources.input_shape)
         self.algorithm = build_algorithm(
             config, model, self.sources.train_classes, self.sources.input_shape
@@ -159,14 +177,22 @@ class Trainer:
         run_dir: Path,
         progress_bar: bool = True,
         distributed: Distributed | None = None,
+        *,
+        force: bool = False,
+        verbose: bool = False,
+        folder_split: FolderSplit | None = None,
     ) -> Trainer:
-        """A new run; refuses a directory that already holds one (resume it instead). The
-        configuration is written once the data, model and algorithm are built."""
+        """A new run. Everything is checked and built before anything is written: a directory
+        that holds a run is refused (resume it instead), so is a non-empty one unless ``force``
+        (and nothing of its files is changed then); ``config.yaml`` (and an image folder's
+        ``split.yaml``) are written once data, model and algorithm are built."""
         d = distributed or Distributed.current()
         run = RunDirectory(run_dir)
-        d.on_main(run.refuse_existing, "checking the run directory")
-        trainer = cls(config, run.path, progress_bar, d)
-        d.on_main(lambda: run.create(trainer.config), "creating the run directory")
+        d.on_main(lambda: run.refuse_existing(force), "checking the run directory")
+        trainer = cls(config, run.path, progress_bar, d, verbose=verbose, folder_split=folder_split)
+
+        split = None if folder_split is None else folder_split.to_yaml()
+        d.on_main(lambda: run.create(trainer.config, force, split), "creating the run directory")
         return trainer
 
     @classmethod
@@ -176,12 +202,18 @@ class Trainer:
         progress_bar: bool = True,
         eval_overrides: Sequence[str] = (),
         distributed: Distributed | None = None,
+        *,
+        changes: Sequence[str] = (),
+        verbose: bool = False,
     ) -> Trainer:
         """The run in ``run_dir``, restored from its newest checkpoint (or from the start).
 
         ``eval_overrides`` (``key=value``) may change only the test protocol: keys under
-        ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps``. A run may resume on a
-        different number of processes than it was trained on (see docs/DISTRIBUTED.md).
+        ``eval.``, ``sampler.test_`` and ``algorithm.test_inner_steps`` (what ``fastmeta eval``
+        does). ``changes`` continue training with other settings (see
+        :mod:`fastmeta.run.resume`): they are written into the run's configuration and history,
+        and the run is then no longer bitwise equal to an uninterrupted one. A run may resume on
+        a different number of processes than it was trained on (see docs/DISTRIBUTED.md).
         """
         d = distributed or Distributed.current()
         run = RunDirectory(run_dir)
@@ -194,15 +226,57 @@ class Trainer:
                     f"{key!r} cannot change after training; only the test protocol can: "
                     f"{', '.join(p + '*' for p in EVAL_SETTINGS)}"
                 )
-        trainer = cls(apply_overrides(config, eval_overrides), run.path, progress_bar, d)
-        trainer.ignore = tuple(f"config.{key}" for key in keys)
-        latest = d.on_main(
-            lambda: run.load_latest(trainer.expected(), trainer.ignore),
-            "loading the newest checkpoint",
-        )
+        changed = differences(config, resolve_config(apply_run_overrides(config, changes)))
+        check_changes(changed, algorithm_spec(config.algorithm.name).learned_inner_lr)
+        wanted = apply_run_overrides(config, [*changes, *eval_overrides])
+        trainer = cls(wanted, run.path, progress_bar, d, verbose=verbose)
+        history = d.on_main(run.history, "reading the run's history")
+        ever_changed = {k for event in history for k in event.get("changed", {})} | set(changed)
+        trainer.ignore = tuple(f"config.{key}" for key in [*keys, *sorted(ever_changed)])
+        try:
+            latest = d.on_main(
+                lambda: run.load_latest(trainer.expected(), trainer.ignore),
+                "loading the newest checkpoint",
+            )
+        except CheckpointMismatchError as error:
+            listed = "\n  ".join(error.differences)
+            raise CheckpointMismatchError(
+                error.path,
+                error.differences,
+                f"{run.config_file} differs from what the run's checkpoints were trained with:"
+                f"\n  {listed}\nRestore it; to continue with other settings, give them as "
+                f"`fastmeta train --resume {run.path} key=value` (train.iterations, learning "
+                "rates, clipping, validation, logging, the test protocol).",
+            ) from None
         if latest is not None:
             trainer.load_state(latest[1])
+        if changed:
+            trainer._record_changes(changed)
         return trainer
+
+    def _record_changes(self, changed: dict[str, tuple[Any, Any]]) -> None:
+        """Write the changed settings into the run (under its lock) and say what they mean."""
+
+        def record() -> None:
+            with self.run.lock():
+                self.run.write_config(self.config)
+                self.run.record({"event": "resume", "step": self.progress.step,
+                                 "changed": {k: list(v) for k, v in changed.items()}})  # fmt: skip
+
+        self.dist.on_main(record, "recording the changed settings")
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            factor = group["lr"] / base if base else 1.0  # where the schedule had got to
+            group["initial_lr"] = group["lr"] = self.config.optimizer.lr * factor
+        self.scheduler.base_lrs = [self.config.optimizer.lr] * len(self.scheduler.base_lrs)
+        self.say(
+            f"changed on resume at step {self.progress.step}: {describe(changed)}; the run is no "
+            "longer bitwise equal to an uninterrupted one"
+        )
+
+    def say(self, message: str) -> None:
+        """Print ``message`` to stderr (beside the progress bar) when verbose, on rank 0."""
+        if self.verbose and self.dist.is_main:
+            tqdm.write(message, file=sys.stderr)
 
     def expected(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this run."""
@@ -227,47 +301,114 @@ class Trainer:
     # ----------------------------------------------------------------- training
     def fit(self) -> dict[str, Any]:
         """Train to ``train.iterations`` (or early stop, or ``train.time_limit_minutes``), then
-        test the best model."""
+        test the best model, holding the run's lock throughout (on rank 0).
+
+        Raises :class:`~fastmeta.train.signals.Interrupted` after saving a checkpoint when
+        SIGINT or SIGTERM arrives, :class:`~fastmeta.train.guard.NonFiniteLossError` or
+        :class:`~fastmeta.train.guard.DivergedError` when training diverges (the checkpoints
+        written before are kept), and :class:`NonFiniteTestError` when test episodes give
+        non-finite losses (unless ``eval.allow_non_finite``)."""
+        if not self.dist.is_main:
+            self._train()
+            return self.test()
+        with self.run.lock():
+            try:
+                self._train()
+            except (NonFiniteLossError, DivergedError):
+                self._go_back_to_health()
+                raise
+            return self.test()
+
+    def _go_back_to_health(self) -> None:
+        """After divergence, set aside the checkpoints written after the last sound one."""
+        healthy_step = self.progress.healthy_step
+        moved = self.run.set_aside_after(-1 if healthy_step is None else healthy_step)
+        if moved:
+            self.say(
+                f"set aside {len(moved)} checkpoint(s) written while the run was diverging "
+                f"(renamed *.diverged): {', '.join(p.name for p in moved)}"
+            )
+
+    def _train(self) -> None:
         t = self.config.train
         self._note_process_count()
+        self._announce()
         log = self._metrics_log()
         bar = tqdm(
             total=t.iterations, initial=self.progress.step, disable=not self.progress_bar,
-            desc=self.config.name, dynamic_ncols=True,
+            desc=self.config.name, dynamic_ncols=True, file=sys.stderr,
         )  # fmt: skip
         done_here, seconds_before = 0, self.progress.train_seconds
+        validated = saved = -1  # the steps validated and saved last
         try:
-            out_of_time = self._out_of_time()
-            while self.progress.step < t.iterations and not out_of_time:
-                started = time.perf_counter()
-                out = self.train_step()
-                self.progress.train_seconds += time.perf_counter() - started
-                done_here += 1
+            with StopRequests() as requests:
+                out_of_time = self._out_of_time()
+                while self.progress.step < t.iterations and not out_of_time:
+                    started = time.perf_counter()
+                    out = self.train_step()
+                    self.progress.train_seconds += time.perf_counter() - started
+                    done_here += 1
+                    step = self.progress.step
+                    seconds_here = self.progress.train_seconds - seconds_before
+                    bar.update(1)
+                    if t.log_every and (step % t.log_every == 0 or step == t.iterations):
+                        rate = done_here * self.config.sampler.meta_batch / seconds_here
+                        self._log_step(log, bar, out, rate)
+                    out_of_time = self._out_of_time()
+                    interrupted = self._agreed(requests.signal, "agreeing on a stop signal")
+                    stop = out_of_time or interrupted is not None
+                    if t.val_every and step % t.val_every == 0:
+                        validated = step
+                        stop = self.validate(log) or stop
+                    if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop:
+                        self._save_checkpoint(step)
+                        saved = step
+                    if interrupted is not None:
+                        raise Interrupted(step, interrupted, str(self.run.path))
+                    if stop:
+                        break
                 step = self.progress.step
-                seconds_here = self.progress.train_seconds - seconds_before
-                rate = done_here * self.config.sampler.meta_batch / seconds_here
-                bar.update(1)
-                if step % t.log_every == 0 or step == t.iterations:
-                    values = {"loss": float(out.loss), "tasks_per_s": rate}
-                    if out.accuracy is not None:
-                        values["accuracy"] = float(out.accuracy.mean())
-                    if log is not None:
-                        # torch allows a tensor lr; the config's is a float
-                        lr = cast(float, self.scheduler.get_last_lr()[0])
-                        log.log(step, "train", **values, lr=lr)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
-                out_of_time = stop = self._out_of_time()
-                if t.val_every and step % t.val_every == 0:
-                    stop = self.validate(log) or stop
-                if step % t.checkpoint_every == 0 or step == t.iterations or stop:
+                final = bool(done_here and t.val_every and validated != step)
+                if final:
+                    self.validate(log)  # the weights training ended with get their chance
+                if done_here and (saved != step or final):
                     self._save_checkpoint(step)
-                if stop:
-                    break
         finally:
             bar.close()
             if log is not None:
                 log.close()
-        return self.test()
+
+    def _announce(self) -> None:
+        """Say where the run trains, from which step and for how long."""
+        t, p = self.config.train, self.progress
+        threads = f" ({torch.get_num_threads()} threads)" if self.device.type == "cpu" else ""
+        where = f"on {self.device}{threads}"
+        if self.dist.active:
+            where += f", {self.dist.world_size} processes"
+        if p.step:
+            self.say(f"{self.run.path}: resuming at step {p.step} of {t.iterations}, {where}")
+        else:
+            self.say(f"{self.run.path}: training {t.iterations} meta-steps {where}")
+        if t.time_limit_minutes is not None:
+            left = max(0.0, t.time_limit_minutes - p.train_seconds / 60)
+            self.say(
+                f"stops after {t.time_limit_minutes:g} minutes of training "
+                f"({left:.1f} left), or at step {t.iterations}"
+            )
+
+    def _log_step(self, log: MetricsLog | None, bar: Any, out: MetaOutput, rate: float) -> None:
+        values = {"loss": float(out.loss), "tasks_per_s": rate}
+        if out.accuracy is not None:
+            values["accuracy"] = float(out.accuracy.mean())
+        if log is not None:
+            # torch allows a tensor lr; the config's is a float
+            lr = cast(float, self.scheduler.get_last_lr()[0])
+            log.log(self.progress.step, "train", **values, lr=lr)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+
+    def _agreed(self, value: Any, what: str) -> Any:
+        """Rank 0's ``value`` on every process (so all stop at the same step)."""
+        return self.dist.broadcast_object(value, what) if self.dist.active else value
 
     def _out_of_time(self) -> bool:
         """True once ``train.time_limit_minutes`` of training time have passed (rank 0's clock
@@ -276,9 +417,8 @@ class Trainer:
         if limit is None:
             return False
         out = self.progress.train_seconds >= 60 * limit
-        if self.dist.active:
-            out = self.dist.broadcast_object(out, "agreeing on train.time_limit_minutes")
-        return out
+        agreed: bool = self._agreed(out, "agreeing on train.time_limit_minutes")
+        return agreed
 
     def _note_process_count(self) -> None:
         """Record how many processes train from here; warn when that changed on resume."""
@@ -302,10 +442,15 @@ class Trainer:
         return MetricsLog(self.run, resume_step=self.progress.step)
 
     def _save_checkpoint(self, step: int) -> None:
-        t = self.config.train
+        t, p = self.config.train, self.progress
+        check_weights(self.algorithm, step)  # never keep exploded weights
+        if healthy(p.last_loss, p.first_losses):
+            p.healthy_step = step
 
         def save() -> None:
-            self.run.save_checkpoint(step, self.state(), t.keep_checkpoints, self.expected())
+            self.run.save_checkpoint(
+                step, self.state(), t.keep_checkpoints, self.expected(), protect=p.healthy_step
+            )
 
         self.dist.on_main(save, "writing a checkpoint")
 
@@ -313,9 +458,8 @@ class Trainer:
         """One meta-step on batch ``progress.step`` of the training stream."""
         step = self.progress.step
         out = self.meta_gradients(step)
-        loss = float(out.loss)
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(step + 1, loss)
+        self.progress.last_loss = float(out.loss)
+        check_loss(self.progress.last_loss, step + 1, self.progress.first_losses)
         clip = self.config.optimizer.grad_clip
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(self.algorithm.parameters(), clip)
@@ -335,8 +479,9 @@ class Trainer:
         self.algorithm.start_step(step, self.config.train.iterations)
         self.optimizer.zero_grad(set_to_none=True)
         chunk = self.config.algorithm.chunk_size
-        with precision(self.config.train.precision, self.device):
-            if self.config.train.cuda_graph:
+        graph = self.config.train.cuda_graph
+        with precision(self.config.train.precision, self.device, cache=not graph):
+            if graph:
                 if self.captured is None:
                     self.captured = CapturedMetaStep(self.algorithm, batch, chunk)
                 out = self.captured(batch)
@@ -358,6 +503,13 @@ class Trainer:
             )  # fmt: skip
         score = summary.mean if summary_key == "accuracy" else -summary.mean
         p = self.progress
+        shown = (
+            f"accuracy {100 * summary.mean:.2f} +- {100 * summary.ci95:.2f} %"
+            if summary_key == "accuracy"
+            else f"loss {summary.mean:.4g} +- {summary.ci95:.2g}"
+        )
+        best = " (best so far)" if score > p.best_score else ""
+        self.say(f"step {p.step}: validation {shown}{best}")
         if score > p.best_score:
             p.best_score, p.best_step, p.stale_validations = score, p.step, 0
             self.dist.on_main(
@@ -380,19 +532,33 @@ class Trainer:
         if inner_steps is not None:
             learner = cast(InnerLoopLearner, self.algorithm)  # its entry reads test_inner_steps
             evaluate = partial(learner.evaluate, steps=inner_steps)
-        return gather_scores(evaluate, source, episodes, self.dist)
+        with precision("float32", self.device):  # evaluation in float32 (TF32 off on CUDA)
+            return gather_scores(evaluate, source, episodes, self.dist)
 
     # ----------------------------------------------------------------- testing
     def test(
-        self, episodes: int | None = None, use_best: bool = True, name: str = "report"
+        self,
+        episodes: int | None = None,
+        use_best: bool = True,
+        name: str = "report",
+        allow_untrained: bool = False,
     ) -> dict[str, Any]:
         """Score the fixed test episodes with the best (or final) weights.
 
         Writes ``<name>.json`` and ``<name>_episodes.csv`` (per-episode scores) in the run dir.
+        A run with no trained weights is refused unless ``allow_untrained`` (the report then
+        says so). Episodes whose query loss is non-finite are left out of every score and
+        counted; unless ``eval.allow_non_finite``, the report is written and
+        :class:`NonFiniteTestError` raised.
         """
         best = use_best and self.load_best()
+        if not best and self.progress.step == 0 and not allow_untrained:
+            raise ValueError(
+                f"{self.run.path} holds no trained weights (no checkpoint yet): train it first, "
+                "or add --allow-untrained to score the random initialisation"
+            )
         episodes = episodes or self.config.eval.episodes
-        scores = self.evaluate(self.sources.test, episodes)
+        scores = _finite_episodes(self.evaluate(self.sources.test, episodes))
         inner_loop = "test_inner_steps" in self.spec.settings
         report = protocol(
             self.config, episodes=episodes, iterations=self.progress.step,
@@ -400,18 +566,22 @@ class Trainer:
             test_inner_steps=self.config.algorithm.test_inner_steps if inner_loop else None,
             batch_statistics=uses_batch_statistics(self.algorithm),
         )  # fmt: skip
-        report["checkpoint"] = (
-            f"best on validation (step {self.progress.best_step})"
-            if best
-            else f"final (step {self.progress.step})"
-        )
+        if best:
+            report["checkpoint"] = f"best on validation (step {self.progress.best_step})"
+        elif self.progress.step:
+            report["checkpoint"] = f"final (step {self.progress.step})"
+        else:
+            report["checkpoint"] = "untrained (the random initialisation, --allow-untrained)"
         for metric, values in scores.items():
             report[metric] = vars(summarize(values))
+        non_finite = report["loss"]["non_finite"]
         if self.config.eval.inner_steps and inner_loop:
             report["by_inner_steps"] = {
                 str(k): {
                     metric: vars(summarize(values))
-                    for metric, values in self.evaluate(self.sources.test, episodes, k).items()
+                    for metric, values in _finite_episodes(
+                        self.evaluate(self.sources.test, episodes, k)
+                    ).items()
                 }
                 for k in self.config.eval.inner_steps
             }
@@ -421,6 +591,13 @@ class Trainer:
             self.run.report(name).write_text(json.dumps(report, indent=2))
 
         self.dist.on_main(write, "writing the test report")
+        if non_finite and not self.config.eval.allow_non_finite:
+            raise NonFiniteTestError(
+                f"{non_finite} of {episodes} test episodes gave a non-finite query loss (the "
+                f"adapted model diverges on them); their scores are left out of "
+                f"{self.run.report(name)}: lower the learning rates, or set "
+                "eval.allow_non_finite=true to accept the report"
+            )
         return report
 
     def load_best(self) -> bool:
@@ -435,3 +612,12 @@ class Trainer:
             return False
         self.algorithm.load_state_dict(weights)
         return True
+
+
+def _finite_episodes(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``scores`` with every metric of an episode whose loss is non-finite set to NaN, so the
+    summaries leave the whole episode out (its accuracy would be argmax of NaN logits)."""
+    bad = ~torch.isfinite(scores["loss"])
+    if not bad.any():
+        return scores
+    return {name: values.masked_fill(bad, math.nan) for name, values in scores.items()}

@@ -18,7 +18,8 @@ import torch
 from fastmeta.config import apply_overrides
 from fastmeta.presets import load_config
 from fastmeta.run.checkpoint import CheckpointMismatchError, list_checkpoints
-from fastmeta.train.trainer import NonFiniteLossError, Trainer
+from fastmeta.train.guard import NonFiniteLossError
+from fastmeta.train.trainer import Trainer
 
 SMALL = [
     "train.iterations=60", "train.val_every=20", "train.val_episodes=20",

@@ -1,0 +1,147 @@
+"""``fastmeta train``, ``eval``, ``plot`` and ``reproduce``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastmeta.cli.parser import FOLDER_PRESET
+
+if TYPE_CHECKING:
+    from fastmeta.run.folder_split import FolderSplit
+    from fastmeta.run_config import RunConfig
+    from fastmeta.train.trainer import Trainer
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train on one process, or on each process that torchrun started (rank 0 reports)."""
+    from fastmeta.train.distributed import PeerFailureError, distributed_session
+
+    with distributed_session(args.dist_timeout) as session:
+        try:
+            return _train_in_session(args, reports=session.is_main)
+        except PeerFailureError as error:
+            print(f"fastmeta train: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The process group is broken: tearing it down can wait on, or abort in, a gloo
+            # thread still blocked on the lost peer (seen as SIGABRT), so leave at once.
+            os._exit(1)
+
+
+def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
+    from fastmeta.train.guard import DivergedError, NonFiniteLossError
+    from fastmeta.train.report import format_report
+    from fastmeta.train.trainer import Trainer
+
+    progress = not args.no_progress
+    if args.resume is not None:
+        if args.preset is not None and "=" not in args.preset:
+            raise ValueError(
+                "--resume continues a run as it was configured; give key=value changes only "
+                "(no preset)"
+            )
+        changes = [args.preset, *args.overrides] if args.preset else list(args.overrides)
+        trainer = Trainer.resume(
+            args.resume, progress_bar=progress, changes=changes, verbose=reports
+        )
+    else:
+        config, split = _new_run_config(args, reports)
+        run_dir = args.out or Path("runs") / config.name
+        trainer = Trainer.create(
+            config, run_dir, progress_bar=progress, force=args.force, verbose=reports,
+            folder_split=split,
+        )  # fmt: skip
+    try:
+        report = trainer.fit()
+    except (NonFiniteLossError, DivergedError) as error:
+        raise RuntimeError(f"{error}. {_kept(trainer)}") from None
+    if not reports:
+        return 0
+    print(format_report(report))
+    print(f"run directory: {trainer.run_dir}")
+    try:
+        from fastmeta.train.plots import draw_pictures
+
+        for path in draw_pictures(trainer):
+            print(f"wrote {path}")
+    except ImportError:
+        print("(for pictures of the run, install the plot extra: pip install 'fastmeta[plot]')")
+    return 0
+
+
+def _kept(trainer: Trainer) -> str:
+    """What is left of a run that stopped diverging, and how to go on from it."""
+    from fastmeta.run.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(trainer.run.path)
+    if latest is None:
+        return "No checkpoint was written before it; start again with lower learning rates"
+    return (
+        f"The checkpoints written before it are kept (the newest: {latest}); continue from it "
+        f"with lower learning rates: fastmeta train --resume {trainer.run.path} optimizer.lr=..."
+    )
+
+
+def _new_run_config(
+    args: argparse.Namespace, reports: bool
+) -> tuple[RunConfig, FolderSplit | None]:
+    """The checked configuration of a new run, and an image folder's planned class split."""
+    from fastmeta.datasets.registry import dataset_info
+    from fastmeta.presets import load_config
+    from fastmeta.run.folder_split import plan_run_split
+    from fastmeta.run.settings import apply_run_overrides, resolve_config
+
+    preset, overrides = args.preset, list(args.overrides)
+    if preset is not None and "=" in preset:  # `train --data X key=value`: no preset named
+        preset, overrides = None, [preset, *overrides]
+    if args.data is not None:
+        preset = preset or FOLDER_PRESET
+        overrides = ["data.dataset=folder", f"data.root={args.data.resolve()}", *overrides]
+    if preset is None:
+        raise ValueError("name a preset (see `fastmeta presets`) or a .yaml config to train")
+    config = resolve_config(apply_run_overrides(load_config(preset), overrides))
+    if not dataset_info(config.data.dataset).own_data or config.data.options.get("split_file"):
+        return config, None
+    run_dir = args.out or Path("runs") / config.name
+    config, split = plan_run_split(config, run_dir)
+    if reports:
+        print(split.report())
+    return config, split
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from fastmeta.train.report import format_report
+    from fastmeta.train.trainer import Trainer
+
+    trainer = Trainer.resume(args.run_dir, progress_bar=False, eval_overrides=args.overrides)
+    report = trainer.test(
+        use_best=not args.final, name=args.name, allow_untrained=args.allow_untrained
+    )
+    print(format_report(report))
+    print(f"written: {trainer.run.report(args.name)}, {trainer.run.episodes(args.name)}")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from fastmeta.train.plots import draw_pictures
+    from fastmeta.train.trainer import Trainer
+
+    trainer = Trainer.resume(args.run_dir, progress_bar=False)
+    trainer.load_best()
+    for path in draw_pictures(trainer):
+        print(f"wrote {path}")
+    return 0
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    from fastmeta.train.reproduce import reproduce
+
+    table = reproduce(args.presets, args.out, progress_bar=not args.no_progress)
+    print(table)
+    if args.table is not None:
+        args.table.write_text(table)
+    return 0
