@@ -91,25 +91,30 @@ class TRPOMetaLearner:
         value = surrogate(new, rollout.outer).sum() / total
         return value, mean_kl(rollout.old, new, rollout.outer.mask).sum() / total
 
-    def fisher_kl(self, rollout: Rollout, total: int) -> Tensor:
-        """The KL of :meth:`objective` estimated on the first ``trpo_fisher_tasks`` fraction
-        of this process's tasks (rescaled to all of them), for cheaper Fisher products."""
-        tasks = rollout.outer.mask.shape[0]
-        count = max(1, math.ceil(self.fisher_fraction * tasks))
+    def fisher_kl(self, rollout: Rollout, share: Share) -> Tensor:
+        """The KL of :meth:`objective` estimated on ``ceil(fisher_fraction * total)`` tasks
+        spread evenly over the whole meta-batch (the mean over them), for cheaper Fisher
+        products; each process takes those in its share, so a distributed step equals a
+        single-process one."""
+        chosen = math.ceil(self.fisher_fraction * share.total)
+        spread = {i * share.total // chosen for i in range(chosen)}
+        mine = [
+            p - share.start for p in range(share.start, share.start + share.count) if p in spread
+        ]
+        if not mine:  # no chosen task here: contribute zero, still a function of the weights
+            return torch.stack([p.sum() for p in self.policy.parameters()]).sum() * 0.0
         part = Rollout(
-            Adapted([], [e.slice(0, count) for e in rollout.adapted.episodes]),
-            rollout.outer.slice(0, count),
-            Gaussian(rollout.old.mean[:count], rollout.old.log_std[:count]),
+            Adapted([], [e.take(mine) for e in rollout.adapted.episodes]),
+            rollout.outer.take(mine),
+            Gaussian(rollout.old.mean[mine], rollout.old.log_std[mine]),
         )
-        return self.objective(part, total)[1] * (tasks / count)
+        return self.objective(part, chosen)[1]
 
     def meta_step(self, tasks: Tasks, seed: int, share: Share) -> dict[str, float]:
         """One meta-step on this process's ``tasks``; the batch's mean returns before and after
         adaptation and what TRPO did."""
         rollout = sample_meta_batch(self.policy, self.inner, self.sampler, tasks, seed)
-        fisher = (
-            None if self.fisher_fraction == 1 else partial(self.fisher_kl, rollout, share.total)
-        )
+        fisher = None if self.fisher_fraction == 1 else partial(self.fisher_kl, rollout, share)
         result = trpo_step(
             dict(self.policy.named_parameters()),
             partial(self.objective, rollout, share.total),

@@ -11,7 +11,7 @@ baseline, normalised per task.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -52,19 +52,21 @@ class Episodes:
         """Mean return of each task's episodes, ``[B]``."""
         return self.returns().mean(-1)
 
-    def slice(self, start: int, count: int) -> Episodes:
-        """Tasks ``start .. start + count - 1``."""
+    def take(self, tasks: Sequence[int]) -> Episodes:
+        """The episodes of the tasks at positions ``tasks``, in that order."""
+        index = torch.tensor(list(tasks), dtype=torch.long, device=self.mask.device)
 
-        def part(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t[start : start + count]
+        def part(t: Tensor) -> Tensor:
+            return t.index_select(0, index)
 
+        advantages = None if self.advantages is None else part(self.advantages)
         return Episodes(
-            self.observations[start : start + count],
-            self.actions[start : start + count],
-            self.rewards[start : start + count],
-            self.mask[start : start + count],
-            self.log_probs[start : start + count],
-            part(self.advantages),
+            part(self.observations),
+            part(self.actions),
+            part(self.rewards),
+            part(self.mask),
+            part(self.log_probs),
+            advantages,
         )
 
 
