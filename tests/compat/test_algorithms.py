@@ -245,7 +245,7 @@ def test_a_clone_behaves_like_learn2learn_s_cloned_module():
     twin.adapt(F.cross_entropy(twin(x), y))
     assert not torch.equal(twin.params["head.weight"], learner.params["head.weight"])
     learner.eval()
-    assert not learner.training and model.training
+    assert not learner.training and model.training and not learner.module.training
     eval_out = learner(x)
     model.eval()
     torch.testing.assert_close(eval_out, torch.func.functional_call(model, learner.params, x))

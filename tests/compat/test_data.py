@@ -50,6 +50,8 @@ def test_meta_dataset_indexes_labels_from_items_or_dictionaries():
     assert named.labels == ["class0", "class1", "class2"]
     by_label = l2l.data.MetaDataset(data, labels_to_indices=named.labels_to_indices)
     assert by_label.indices_to_labels == words
+    by_label.create_bookkeeping()  # rebuilt from the items' own labels
+    assert by_label.labels == meta.labels and by_label.indices_to_labels[7] == 1
     with pytest.raises(ValueError, match="cover 3 of 40 items"):
         l2l.data.MetaDataset(data, indices_to_labels={0: 0, 1: 0, 2: 1})
     with pytest.raises(TypeError, match=r"wraps a torch\.utils\.data\.Dataset; got list"):
@@ -138,6 +140,8 @@ def test_remap_then_consecutive_gives_labels_in_order(meta):
     ]
     _, y = l2l.data.Taskset(meta, [*steps[:3], RemapLabels(meta, shuffle=False)]).sample()
     assert list(dict.fromkeys(y.tolist())) == [0, 1, 2, 3]
+    with pytest.raises(TypeError, match="RemapLabels changes loaded items: put LoadData before"):
+        l2l.data.Taskset(meta, [NWays(meta, 2), RemapLabels(meta), LoadData(meta)]).sample()
 
 
 def keep_even_items(description):

@@ -61,12 +61,14 @@ class MAMLLearner(Learner):
 
     @property
     def module(self) -> nn.Module:
-        """The wrapped network as a module holding this learner's tensors (a fresh view on
-        every access; its submodules compute with the adapted weights)."""
+        """The wrapped network as a module holding this learner's tensors, in the learner's
+        train/eval mode (a fresh view on every access; its submodules compute with the
+        adapted weights)."""
         current: dict[Tensor, Tensor] = {}
         current.update((t, self.params[n]) for n, t in self.model.named_parameters())
         current.update((t, self.buffers[n]) for n, t in self.model.named_buffers())
-        return module_view(self.model, current.__getitem__, current.__getitem__)
+        view = module_view(self.model, current.__getitem__, current.__getitem__)
+        return view if self._training is None else view.train(self._training)
 
     def adapt(
         self,

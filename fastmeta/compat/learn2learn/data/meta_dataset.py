@@ -36,11 +36,20 @@ class MetaDataset(IndexedDataset):
             raise TypeError(
                 f"MetaDataset wraps a torch.utils.data.Dataset; got {type(dataset).__name__}"
             )
+        self.dataset = dataset
+        self.create_bookkeeping(labels_to_indices, indices_to_labels)
+
+    def create_bookkeeping(
+        self,
+        labels_to_indices: Mapping[Any, Sequence[int]] | None = None,
+        indices_to_labels: Mapping[int, Any] | None = None,
+    ) -> None:
+        """(Re)build the label index, from the dictionaries or from the dataset's labels."""
         if labels_to_indices is not None:
             indices_to_labels = {i: label for label, idx in labels_to_indices.items() for i in idx}
         labels = None
         if indices_to_labels is not None:
-            size = len(cast(Any, dataset))
+            size = len(cast(Any, self.dataset))
             missing = [i for i in range(size) if i not in indices_to_labels]
             if missing:
                 raise ValueError(
@@ -49,7 +58,9 @@ class MetaDataset(IndexedDataset):
                     "FilteredMetaDataset"
                 )
             labels = [indices_to_labels[i] for i in range(size)]
-        super().__init__(dataset, labels)
+        for cached in ("labels_to_indices", "indices_to_labels"):
+            self.__dict__.pop(cached, None)
+        super().__init__(self.dataset, labels)
 
 
 class UnionMetaDataset(MetaDataset):

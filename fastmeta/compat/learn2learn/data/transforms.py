@@ -154,8 +154,16 @@ class LoadData(TaskTransform):
         return task_description
 
 
+def loaded(item: Any, transform: str) -> Any:
+    """``item``, refused when it is still a dataset index (the transform came before LoadData)."""
+    if isinstance(item, int):
+        raise TypeError(f"{transform} changes loaded items: put LoadData before it")
+    return item
+
+
 def _relabel(item: Any, label: int) -> list[Any]:
     """A loaded ``(x, y, ...)`` item with ``y`` replaced by ``label``."""
+    item = loaded(item, "RemapLabels")
     return [item[0], label, *item[2:]]
 
 

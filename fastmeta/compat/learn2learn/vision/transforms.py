@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from fastmeta.compat.learn2learn.data.task_dataset import Description
-from fastmeta.compat.learn2learn.data.transforms import TaskTransform
+from fastmeta.compat.learn2learn.data.transforms import TaskTransform, loaded
 
 
 def rotate(image: Tensor, degrees: float) -> Tensor:
@@ -35,6 +35,7 @@ def rotate(image: Tensor, degrees: float) -> Tensor:
 
 
 def _rotated(item: Any, degrees: float) -> list[Any]:
+    item = loaded(item, "RandomClassRotation")
     return [rotate(item[0], degrees), *item[1:]]
 
 
