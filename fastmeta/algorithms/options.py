@@ -97,7 +97,7 @@ class MatchingOptions:
 
     scale: float = setting(1.0, "factor on the cosine similarities", above=0)
     fce: bool = setting(False, "add full context embeddings (the paper's Appendix A)")
-    fce_steps: int = setting(DEFAULT_FCE_STEPS, "the query attention LSTM's steps", minimum=1)
+    fce_steps: int = setting(DEFAULT_FCE_STEPS, "the query attention LSTM's steps (>= 1)")
 
 
 @dataclass(frozen=True)

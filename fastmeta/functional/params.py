@@ -133,8 +133,29 @@ def functional_forward(
         n: b.clone() if n.rpartition(".")[2] == "num_batches_tracked" else b
         for n, b in buffers.items()
     }
-    with _BatchNormAffineByHand():
+    with _BatchNormAffineByHand(), _slots_restored(module):
         return torch.func.functional_call(module, (dict(params), buffers), args, kwargs)
+
+
+@contextmanager
+def _slots_restored(module: nn.Module) -> Iterator[None]:
+    """Put every parameter and buffer slot of ``module`` back as it was after the block.
+
+    ``functional_call`` restores a submodule that is registered under two names (a layer also
+    held by a Sequential) wrongly: the fast tensors stay in it after the call (torch 2.13), so
+    the module would be left changed and the next vmap would see escaped tensors.
+    """
+    saved = [
+        (store, key, value)
+        for sub in module.modules()
+        for store in (sub._parameters, sub._buffers)
+        for key, value in store.items()
+    ]
+    try:
+        yield
+    finally:
+        for store, key, value in saved:
+            store[key] = value
 
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm

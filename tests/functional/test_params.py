@@ -139,3 +139,31 @@ def test_select_adaptable_by_prefix_and_rejects_a_name_that_matches_nothing():
     assert select_adaptable(params, lambda n: n.endswith("bias")) == ["body.bias", "head.bias"]
     with pytest.raises(ValueError, match="parameter names are"):
         select_adaptable(params, ["heads"])
+
+
+class _TwiceRegistered(torch.nn.Module):
+    """A layer held under two names (as learn2learn's OmniglotCNN holds its layers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(2, 2)
+        self.seq = torch.nn.Sequential(self.a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x)
+
+
+def test_a_layer_registered_under_two_names_is_left_as_it_was() -> None:
+    model = _TwiceRegistered()
+    params, buffers = module_state(model)
+    weight, bias = model.a.weight, model.a.bias
+    fast = {n: 2 * t for n, t in params.items()}
+    x = torch.randn(3, 2)
+    out = functional_forward(model, fast, buffers, x)  # the functional_call path
+    torch.testing.assert_close(out, x @ (2 * weight).T + 2 * bias)
+    assert model.a.weight is weight and model.seq[0].weight is weight and model.a.bias is bias
+    batched = torch.func.vmap(lambda p, x: functional_forward(model, p, buffers, x))(
+        {n: torch.stack([t, 3 * t]) for n, t in params.items()}, torch.stack([x, x])
+    )
+    torch.testing.assert_close(batched[1], x @ (3 * weight).T + 3 * bias)
+    assert model.a.weight is weight
