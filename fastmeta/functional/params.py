@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -145,10 +145,10 @@ def _slots_restored(module: nn.Module) -> Iterator[None]:
     held by a Sequential) wrongly: the fast tensors stay in it after the call (torch 2.13), so
     the module would be left changed and the next vmap would see escaped tensors.
     """
-    saved = [
+    saved: list[tuple[dict[str, Any], str, Any]] = [
         (store, key, value)
         for sub in module.modules()
-        for store in (sub._parameters, sub._buffers)
+        for store in (cast("dict[str, Any]", sub._parameters), sub._buffers)
         for key, value in store.items()
     ]
     try:
