@@ -7,12 +7,13 @@ trains, evaluates, checkpoints and runs distributed the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from fastmeta.functional.batched import backward_chunk
+from fastmeta.functional.batched import Out, Plan, TaskFn, backward_chunk, map_tasks, plan
+from fastmeta.functional.flops import FlopCount
 from fastmeta.tasks import TaskBatch
 
 
@@ -56,10 +57,15 @@ class MetaLearner(nn.Module):
 
     strategy: str = "auto"
     chunk_size: int | None = None
+    _measuring: bool = False
     independent_tasks: bool = False
     """True when :meth:`forward` is the mean over tasks of results computed task by task (by
     :func:`~fastmeta.functional.batched.map_tasks`) and changes no state across tasks, so a
     backward per chunk of tasks gives the same gradients and the same module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._task_flops: dict[tuple[Any, ...], int] = {}  # by task shape, see task_plan
 
     def forward(self, batch: TaskBatch) -> MetaOutput:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -84,14 +90,52 @@ class MetaLearner(nn.Module):
         say so on their registry entry (``exports``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be exported as a classifier")
 
+    def task_plan(self, batch: TaskBatch) -> Plan:
+        """How this learner runs the tasks of ``batch``: :func:`~fastmeta.functional.batched.plan`
+        given :meth:`task_flops`."""
+        return plan(self.strategy, batch, self.chunk_size, self.task_flops(batch))
+
+    def per_task(self, fn: TaskFn[Out], batch: TaskBatch) -> Out:
+        """``map_tasks(fn, batch)`` with this learner's :meth:`task_plan`."""
+        how = self.task_plan(batch)
+        return map_tasks(fn, batch, how.strategy, how.chunk_size)
+
+    def task_flops(self, batch: TaskBatch) -> int | None:
+        """The floating-point operations of this learner's forward on one task of ``batch``'s
+        shape, where ``"auto"`` on a CPU weighs them (else ``None``).
+
+        Counted once per shape with torch's flop counter, on a copy of the random state and in
+        eval mode (no statistic changes), so the choice it leads to is the same in every run
+        and on resume.
+        """
+        if self.strategy != "auto" or batch.device.type != "cpu" or self._measuring:
+            return None
+        shape = _task_shape(batch)
+        if shape not in self._task_flops:
+            self._task_flops[shape] = self._count_task_flops(batch)
+        return self._task_flops[shape]
+
+    def _count_task_flops(self, batch: TaskBatch) -> int:
+        training = self.training
+        self._measuring = True  # the forward below plans without counting again
+        try:
+            self.eval()
+            counter = FlopCount()
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), counter:
+                self.forward(batch.slice(0, 1))
+            return counter.total
+        finally:
+            self._measuring = False
+            self.train(training)
+
     def default_backward_chunk(self, batch: TaskBatch) -> int | None:
         """Tasks per backward pass when :meth:`accumulate_gradients` is given no chunk size:
         for :attr:`independent_tasks` learners what
-        :func:`~fastmeta.functional.batched.backward_chunk` picks for their strategy, else
-        ``None`` (one backward over the batch)."""
+        :func:`~fastmeta.functional.batched.backward_chunk` picks for their strategy and work,
+        else ``None`` (one backward over the batch)."""
         if not self.independent_tasks:
             return None
-        return backward_chunk(self.strategy, batch, self.chunk_size)
+        return backward_chunk(self.strategy, batch, self.chunk_size, self.task_flops(batch))
 
     def accumulate_gradients(self, batch: TaskBatch, chunk_size: int | None) -> MetaOutput:
         """``forward(batch).loss.backward()`` in chunks of tasks, so memory stays bounded.
@@ -119,3 +163,9 @@ class MetaLearner(nn.Module):
             predictions=torch.cat([o.predictions for o in outputs]),
             accuracy=accuracy,
         )
+
+
+def _task_shape(batch: TaskBatch) -> tuple[Any, ...]:
+    """One task's shapes and dtypes (the batch size aside)."""
+    tensors = (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
+    return tuple((tuple(t.shape[1:]), t.dtype) for t in tensors)

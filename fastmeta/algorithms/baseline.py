@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner, MetaOutput
 from fastmeta.algorithms.options import BaselineOptions
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import check_strategy
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.models.shapes import embedding_size
 from fastmeta.tasks import TaskBatch
@@ -258,7 +258,7 @@ class TransferBaseline(MetaLearner):
                     )
                     return out
 
-                return map_tasks(embed, batch, self.strategy, self.chunk_size)
+                return self.per_task(embed, batch)
         finally:
             self.backbone.train(was_training)
 

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import CAVIAOptions
-from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.inner import descend
 from fastmeta.functional.params import Params, functional_forward, module_state
 from fastmeta.models.film import context_model
@@ -72,7 +71,7 @@ class CAVIA(InnerLoopLearner):
             predictions = forward(qx, fast["context"])
             return self.loss_fn(predictions, qy), predictions
 
-        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions = self.per_task(task_fn, batch)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
 

@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import IMAMLOptions
-from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.conjugate_gradient import (
     conjugate_gradient,
     dot,
@@ -104,7 +103,7 @@ class IMAML(InnerLoopLearner):
             surrogate = dot(theta, meta_grad)
             return loss.detach() + surrogate - surrogate.detach(), predictions.detach()
 
-        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions = self.per_task(task_fn, batch)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
 

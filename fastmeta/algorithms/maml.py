@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
-from fastmeta.functional.batched import map_tasks
+from fastmeta.functional.batched import Plan
 from fastmeta.functional.inner import LearningRate, adapt, update
 from fastmeta.functional.optimizers import SGD, InnerOptimizer
 from fastmeta.functional.params import (
@@ -101,6 +101,12 @@ class MAML(InnerLoopLearner):
     def first_order(self, value: bool) -> None:
         self._first_order = value
 
+    def task_plan(self, batch: TaskBatch) -> Plan:
+        """Checkpointed inner steps run one task at a time (vmap refuses checkpointing)."""
+        if self.checkpoint_inner_steps:
+            return Plan("loop", self.chunk_size)
+        return super().task_plan(batch)
+
     def default_backward_chunk(self, batch: TaskBatch) -> int | None:
         """One task per backward when the inner steps are checkpointed (memory is the point)."""
         if self.checkpoint_inner_steps and self.chunk_size is None:
@@ -147,8 +153,7 @@ class MAML(InnerLoopLearner):
             predictions = functional_forward(self.model, fast, buffers, qx)
             return self.loss_fn(predictions, qy), predictions
 
-        strategy = "loop" if self.checkpoint_inner_steps else self.strategy
-        losses, predictions = map_tasks(task_fn, batch, strategy, self.chunk_size)
+        losses, predictions = self.per_task(task_fn, batch)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
     def task_classifier(self, support_x: Tensor, support_y: Tensor) -> nn.Module:

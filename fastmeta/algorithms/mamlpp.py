@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner, InnerLoopSettings
 from fastmeta.algorithms.options import MAMLPlusPlusOptions
-from fastmeta.functional.batched import map_tasks
 from fastmeta.functional.batchnorm_statistics import BatchNormStatistics, Statistics
 from fastmeta.functional.inner import descend
 from fastmeta.functional.params import (
@@ -262,7 +261,7 @@ class MAMLPlusPlus(InnerLoopLearner):
             )  # fmt: skip
             return scored["total"], scored["predictions"], (per_step if track else [])
 
-        losses, predictions, statistics = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions, statistics = self.per_task(task_fn, batch)
         if track:
             self._update_running_statistics(statistics)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from fastmeta.algorithms.base import MetaLearner
-from fastmeta.functional.batched import check_strategy, map_tasks
+from fastmeta.functional.batched import check_strategy
 from fastmeta.functional.params import functional_forward, module_state
 from fastmeta.tasks import TaskBatch
 
@@ -41,5 +41,5 @@ class MetricLearner(MetaLearner):
             out: Tensor = functional_forward(self.encoder, params, buffers, torch.cat([sx, qx]))
             return out
 
-        embedded = map_tasks(embed_task, batch, self.strategy, self.chunk_size)
+        embedded = self.per_task(embed_task, batch)
         return embedded[:, :support_size], embedded[:, support_size:]

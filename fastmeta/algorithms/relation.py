@@ -84,7 +84,8 @@ class RelationNetwork(MetricLearner):
             return loss, scores
 
         maps = TaskBatch(support, batch.support_y, query, batch.query_y)
-        losses, scores = map_tasks(task_fn, maps, self.strategy, self.chunk_size)
+        how = self.task_plan(batch)  # the images' plan, for their feature maps too
+        losses, scores = map_tasks(task_fn, maps, how.strategy, how.chunk_size)
         return MetaOutput.from_tasks(losses, scores, batch.query_y)
 
 

@@ -133,7 +133,8 @@ class Reptile(InnerLoopLearner):
                 loss = self.loss_fn(predictions, qy)
             return 0.5 * self.epsilon * distance, loss, predictions
 
-        surrogate, losses, predictions = map_tasks(task_fn, walk, self.strategy, self.chunk_size)
+        how = self.task_plan(batch)
+        surrogate, losses, predictions = map_tasks(task_fn, walk, how.strategy, how.chunk_size)
         scores = MetaOutput.from_tasks(losses, predictions, batch.query_y)
         scores.loss = surrogate.mean()
         return scores
@@ -150,7 +151,7 @@ class Reptile(InnerLoopLearner):
             predictions = functional_forward(self.model, fast, buffers, qx)
             return self.loss_fn(predictions, qy), predictions
 
-        losses, predictions = map_tasks(task_fn, batch, self.strategy, self.chunk_size)
+        losses, predictions = self.per_task(task_fn, batch)
         return MetaOutput.from_tasks(losses, predictions, batch.query_y)
 
     def inner_loop(
