@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -191,7 +192,7 @@ class AdaptingAgent:
         data = self.algorithm.sampler.process(raw)
         lr = self.lrs[min(self.adaptations, len(self.lrs) - 1)]
         inner = self.algorithm.inner
-        step = type(inner)(lr, 1, inner.estimator, True, inner.context)
+        step = replace(inner, lr=lr, steps=1, first_order=True)
         self.params = step.adapt(self.algorithm.policy, self.params, replaying([data])).final
         self.steps, self.log_probs = [], []
         self.adaptations += 1

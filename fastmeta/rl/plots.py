@@ -53,6 +53,7 @@ def plot_adaptation(reports: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.errorbar(
             [int(k) for k in steps], means, yerr=cis, marker="o", capsize=3, label=report["name"]
         )
+    ax.set_xticks(sorted({int(k) for r in reports for k in r["returns"]}))
     ax.set_xlabel("adaptation steps (RL²: episode of the trial)")
     ax.set_ylabel("mean test return (95% CI)")
     first = reports[0]

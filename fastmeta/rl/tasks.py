@@ -73,15 +73,6 @@ def unit_circle() -> TaskDistribution:
     return TaskDistribution(2, draw, "a direction uniform on the unit circle")
 
 
-def uniform_index(count: int) -> TaskDistribution:
-    """One of ``count`` fixed tasks (e.g. Meta-World's goals), as a float index."""
-
-    def draw(g: torch.Generator) -> Tensor:
-        return torch.randint(0, count, (1,), generator=g).to(torch.float64)
-
-    return TaskDistribution(1, draw, f"one of {count} fixed tasks")
-
-
 class TaskStream:
     """Task ``i`` of ``distribution`` drawn from the generator seeded by ``(seed, i)``."""
 
