@@ -52,9 +52,9 @@ Array = np.ndarray[Any, Any]
 def benchmark(name: str, task: str) -> Any:
     """The Meta-World benchmark of ``env.name`` (built once per process)."""
     if name == "metaworld-ml1":
-        return metaworld.ML1(task, seed=BENCHMARK_SEED)  # type: ignore[no-untyped-call]
+        return metaworld.ML1(task, seed=BENCHMARK_SEED)
     if name == "metaworld-ml10":
-        return metaworld.ML10(seed=BENCHMARK_SEED)  # type: ignore[no-untyped-call]
+        return metaworld.ML10(seed=BENCHMARK_SEED)
     raise ValueError(f"{name!r} is not a Meta-World benchmark; use metaworld-ml1 or -ml10")
 
 
