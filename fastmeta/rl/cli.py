@@ -198,8 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastmeta.rl", description=__doc__)
     _add_commands(parser.add_subparsers(dest="rl_command", required=True))
     args = parser.parse_args(argv)
+    from fastmeta.train.signals import Interrupted
+
     try:
         status: int = args.handler(args)
+    except Interrupted as stop:
+        print(f"fastmeta rl {args.rl_command}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except (ValueError, OSError, ImportError) as error:
         print(f"fastmeta rl {args.rl_command}: {error}", file=sys.stderr)
         return 2

@@ -9,15 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fastmeta.config import apply_overrides
-from fastmeta.rl.build import build_algorithm, check_config
+from fastmeta.rl.adaptation import sampling
+from fastmeta.rl.build import build_algorithm, build_streams, check_config
 from fastmeta.rl.cli import is_rl_preset, is_rl_run, main
-from fastmeta.rl.config import RLConfig, read_rl_config
+from fastmeta.rl.config import read_rl_config
 from fastmeta.rl.environments import ENVIRONMENTS, env_spec
 from fastmeta.rl.navigation import Navigation2D
 from fastmeta.rl.policies import GaussianMLPPolicy
 from fastmeta.rl.presets import load_config, preset_names
+from fastmeta.rl.sharding import Share
 
 REQUIRED = {
     "maml-trpo-navigation",
@@ -83,6 +86,8 @@ def test_train_eval_and_plot_commands_on_a_tiny_run(tmp_path, capsys):
         "sampling.meta_batch=2",
         "sampling.episodes=2",
         "train.iterations=2",
+        "train.val_every=1",
+        "train.val_tasks=2",
         "eval.tasks=2",
         "eval.episodes=2",
         "eval.batch_tasks=2",
@@ -92,6 +97,10 @@ def test_train_eval_and_plot_commands_on_a_tiny_run(tmp_path, capsys):
     report = json.loads((run / "report.json").read_text())
     assert sorted(report["returns"]) == ["0", "1", "2", "3"]
     assert report["iterations"] == 2
+    phases = [
+        json.loads(line)["phase"] for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert phases == ["train", "val", "train", "val"]
     assert main(["eval", str(run), "eval.steps=1", "--name", "short"]) == 0
     assert sorted(json.loads((run / "short.json").read_text())["returns"]) == ["0", "1"]
     assert main(["eval", str(run), "algorithm.inner_lr=1"]) == 2
@@ -114,9 +123,33 @@ def test_the_core_package_and_the_torch_parts_import_no_simulator():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
-def test_cavia_adapts_only_the_context(float64):
-    config = apply_overrides(load_config("cavia-navigation"), ["policy.hidden=[4]"])
-    policy = GaussianMLPPolicy(2, 2, (4,), context_dim=config.policy.context_dim)
-    cavia = build_algorithm(config, policy, Navigation2D(horizon=5))
-    maml = build_algorithm(RLConfig(), GaussianMLPPolicy(2, 2, (4,)), Navigation2D())
-    assert cavia.inner.context and not maml.inner.context  # type: ignore[union-attr]
+@pytest.mark.parametrize("preset", ["cavia-navigation", "maml-ppo-navigation"])
+def test_navigation_presets_take_a_meta_step(preset, float64):
+    config = apply_overrides(
+        load_config(preset),
+        # the Fisher on every task: on a quarter of 4 tasks, TRPO's quadratic model of the KL may
+        # be so far off that all 15 backtracks fail and the weights stay (correctly)
+        [
+            "policy.hidden=[16]",
+            "env.horizon=20",
+            "sampling.meta_batch=4",
+            "sampling.episodes=10",
+            "algorithm.fisher_fraction=1",
+        ],
+    )
+    env = Navigation2D(horizon=20)
+    policy = GaussianMLPPolicy(2, 2, (16,), context_dim=config.policy.context_dim)
+    algorithm = build_algorithm(config, policy, env)
+    tasks = build_streams(config).train.batch(0)
+    adapted = algorithm.inner.adapt(
+        policy,
+        policy.task_params(4),  # type: ignore[union-attr]
+        sampling(algorithm.sampler, policy, tasks, 0),
+    )  # type: ignore[union-attr]
+    changed = {n for n, p in adapted.final.items() if not torch.equal(p, adapted.params[0][n])}
+    assert changed == (
+        {"context"} if preset.startswith("cavia") else set(dict(policy.named_parameters()))
+    )
+    before = [p.detach().clone() for p in policy.parameters()]
+    algorithm.meta_step(tasks, 0, Share.of(4))
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
