@@ -19,7 +19,7 @@ import numpy as np
 
 from fastmeta.data.store import ImageStore
 
-from .cache import LabelledImages, fingerprint, load_or_build
+from .cache import LabelledImages, fingerprint, fingerprint_names, load_or_build
 from .download import Resource, ensure, manual_message, split_list_resources
 from .errors import CorruptDataError, MissingDataError, SplitError
 from .imaging import DecodeSpec, convert_arrays, decode_images
@@ -91,25 +91,20 @@ def _read_csv_split(
     verify_manifest(root, [listed], f"Run `fastmeta data download {NAME} --root {root}`.")
     rows = read_split_csv(listed)
     folder = root / "images"
-    paths = [folder / name for name, _ in rows]
-    absent = [p.name for p in paths if not p.is_file()]
+    below_root = [listed.relative_to(root).as_posix(), *(f"images/{name}" for name, _ in rows)]
+    files, absent = fingerprint_names(root, below_root)
     if absent:
+        shown = ", ".join(name.removeprefix("images/") for name in absent[:3])
         raise MissingDataError(
             f"{listed} names {len(rows)} images, {len(absent)} of them missing from {folder} "
-            f"(first: {', '.join(absent[:3])}). Put the mini-ImageNet images, named as in the "
+            f"(first: {shown}). Put the mini-ImageNet images, named as in the "
             "csv, in that folder, or use the mini-imagenet-cache-{split}.pkl format."
         )
-    key = {
-        "dataset": NAME,
-        "format": "csv",
-        "split": split,
-        "size": image_size,
-        "files": fingerprint(root, [listed, *paths]),
-    }
+    key = {"dataset": NAME, "format": "csv", "split": split, "size": image_size, "files": files}
 
     def build() -> LabelledImages:
-        items = ((p.name, p.read_bytes()) for p in paths)
-        decoded = decode_images(items, DecodeSpec(image_size, "RGB"), len(paths), workers)
+        items = ((name, (folder / name).read_bytes()) for name, _ in rows)
+        decoded = decode_images(items, DecodeSpec(image_size, "RGB"), len(rows), workers)
         if decoded.failures:
             shown = "; ".join(f"{n}: {why}" for n, why in decoded.failures[:3])
             raise CorruptDataError(

@@ -1,14 +1,25 @@
-"""The decoded-array cache: atomic files, keys that follow the sources, damage tolerated."""
+"""The decoded-array cache: atomic folders, memory-mapped loads, keys that follow the sources,
+damage tolerated, the earlier single-file layout read once and replaced."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastmeta.datasets.cache import LabelledImages, cache_path, fingerprint, load_or_build
+import fastmeta.datasets.cache as cache
+from fastmeta.datasets.cache import (
+    LabelledImages,
+    cache_path,
+    fingerprint,
+    fingerprint_names,
+    load_or_build,
+)
 from fastmeta.datasets.paths import cache_root, data_root
 
 
@@ -45,14 +56,90 @@ def test_fingerprint_changes_with_size_or_mtime(tmp_path: Path) -> None:
     assert len({before, touched, fingerprint(tmp_path, [path])}) == 3
 
 
-def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncated images", "no info", "other key"])
+def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path: Path, damage: str) -> None:
     key = {"dataset": "demo"}
-    cache_path(key, tmp_path).parent.mkdir(parents=True, exist_ok=True)
-    cache_path(key, tmp_path).write_bytes(b"PK\3\4 truncated")
-    with pytest.warns(UserWarning, match="ignoring damaged cache file"):
+    load_or_build(key, sample, tmp_path)
+    folder = cache_path(key, tmp_path)
+    if damage == "truncated images":
+        images = folder / "images.npy"
+        images.write_bytes(images.read_bytes()[:-5])
+    elif damage == "no info":
+        (folder / "info.json").unlink()
+    else:
+        info = json.loads((folder / "info.json").read_text())
+        (folder / "info.json").write_text(json.dumps({**info, "key": {"dataset": "other"}}))
+    with pytest.warns(UserWarning, match="ignoring damaged cache"):
         data = load_or_build(key, sample, tmp_path)
     assert data.names == ["a", "ü"]
     assert load_or_build(key, lambda: pytest.fail("rebuilt twice"), tmp_path).names == ["a", "ü"]
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+
+
+def test_a_load_maps_the_images_and_writes_never_reach_the_cache(tmp_path: Path) -> None:
+    key = {"dataset": "demo"}
+    load_or_build(key, sample, tmp_path)
+    loaded = load_or_build(key, lambda: pytest.fail("decoded again"), tmp_path)
+    assert isinstance(loaded.images, np.memmap) and loaded.images.flags.writeable
+    loaded.images[:] = 0  # copy-on-write: this process's pages only
+    again = load_or_build(key, lambda: pytest.fail("decoded again"), tmp_path)
+    assert np.array_equal(again.images, sample().images)
+
+
+def test_the_single_file_layout_is_read_once_and_replaced(tmp_path: Path) -> None:
+    key = {"dataset": "demo", "size": 4}
+    data = sample()
+    legacy = cache_path(key, tmp_path).with_suffix(".npz")
+    np.savez(  # exactly what the earlier versions wrote
+        legacy,
+        images=data.images,
+        labels=data.labels.astype(np.int64),
+        names=np.array(data.names, dtype=np.str_),
+        meta=np.array(json.dumps(data.meta)),
+        key=np.array(json.dumps(key, sort_keys=True)),
+    )
+    read = load_or_build(key, lambda: pytest.fail("decoded although cached"), tmp_path)
+    assert np.array_equal(read.images, data.images) and read.meta == data.meta
+    assert [p.name for p in tmp_path.iterdir()] == [cache_path(key, tmp_path).name]
+    mapped = load_or_build(key, lambda: pytest.fail("decoded although cached"), tmp_path)
+    assert isinstance(mapped.images, np.memmap) and mapped.names == data.names
+
+
+def test_a_cache_written_meanwhile_by_another_process_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = {"dataset": "demo"}
+    real_rename = os.rename
+
+    def other_process_first(source: Path, target: Path) -> None:
+        if not Path(target).exists():  # the other writer renames its folder in between
+            other = Path(tempfile.mkdtemp(dir=tmp_path))
+            for child in Path(source).iterdir():
+                shutil.copy(child, other / child.name)
+            real_rename(other, target)
+        real_rename(source, target)
+
+    monkeypatch.setattr(cache.os, "rename", other_process_first)
+    data = load_or_build(key, sample, tmp_path)
+    monkeypatch.undo()
+    assert data.names == ["a", "ü"]
+    assert [p.name for p in tmp_path.iterdir()] == [cache_path(key, tmp_path).name]
+    assert load_or_build(key, lambda: pytest.fail("rebuilt"), tmp_path).names == ["a", "ü"]
+
+
+def test_fingerprint_names_matches_fingerprint_and_lists_the_missing(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    for name in ("b.jpg", "a.jpg", "a-b.jpg"):
+        (tmp_path / "images" / name).write_bytes(name.encode())
+    (tmp_path / "list.csv").write_text("x")
+    names = ["list.csv", "images/b.jpg", "images/a.jpg", "images/a-b.jpg"]
+    digest, missing = fingerprint_names(tmp_path, names)
+    assert missing == [] and digest == fingerprint(tmp_path, [tmp_path / n for n in names])
+    assert fingerprint_names(tmp_path, list(reversed(names)))[0] == digest
+    with_gap, missing = fingerprint_names(tmp_path, [*names, "images/gone.jpg"])
+    assert missing == ["images/gone.jpg"] and with_gap == digest
+    with pytest.raises(FileNotFoundError, match="gone.jpg"):
+        fingerprint(tmp_path, [tmp_path / "images" / "gone.jpg"])
 
 
 def test_unwritable_cache_still_returns_data(tmp_path: Path) -> None:

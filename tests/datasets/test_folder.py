@@ -55,7 +55,7 @@ def test_reads_every_usable_image_and_reports_the_rest(root: Path, tmp_path: Pat
 def test_report_survives_the_cache(root: Path, tmp_path: Path) -> None:
     _, first = read_image_folder(root, 32, cache_dir=tmp_path / "cache")
     _, second = read_image_folder(root, 32, cache_dir=tmp_path / "cache")
-    assert second == first and len(list((tmp_path / "cache").glob("folder-*.npz"))) == 1
+    assert second == first and len(list((tmp_path / "cache").glob("folder-*"))) == 1
 
 
 def test_grey_mode_and_warning(root: Path, tmp_path: Path) -> None:

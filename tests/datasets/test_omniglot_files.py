@@ -208,7 +208,7 @@ def test_cache_follows_the_source_files(
     root: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = read_omniglot(root, cache_dir=cache)
-    assert len(list(cache.glob("omniglot-*.npz"))) == 1
+    assert len(list(cache.glob("omniglot-*"))) == 1
     # A rebuilt archive (new content, new mtime) is decoded again.
     build_zips(root)
     os.utime(root / "images_background.zip", ns=(1, 1))
@@ -219,7 +219,7 @@ def test_cache_follows_the_source_files(
     )
     second = read_omniglot(root, cache_dir=cache)
     assert calls and np.array_equal(first.images, second.images)
-    assert len(list(cache.glob("omniglot-*.npz"))) == 2
+    assert len(list(cache.glob("omniglot-*"))) == 2
     read_omniglot(root, cache_dir=cache)
     assert len(calls) == 1
 
