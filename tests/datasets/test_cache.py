@@ -138,7 +138,7 @@ def test_fingerprint_names_matches_fingerprint_and_lists_the_missing(tmp_path: P
     assert fingerprint_names(tmp_path, list(reversed(names)))[0] == digest
     with_gap, missing = fingerprint_names(tmp_path, [*names, "images/gone.jpg"])
     assert missing == ["images/gone.jpg"] and with_gap == digest
-    with pytest.raises(FileNotFoundError, match="gone.jpg"):
+    with pytest.raises(FileNotFoundError, match=r"gone\.jpg"):
         fingerprint(tmp_path, [tmp_path / "images" / "gone.jpg"])
 
 
