@@ -1,7 +1,11 @@
 """A user's own images, one sub-folder per class, as few-shot stores.
 
 ``root/<class name>/<image files>`` in any format Pillow reads and any size or mode; every image
-is converted to the chosen mode and resized to a square (LANCZOS, aspect ratio not kept).
+is converted to the chosen mode and made square by ``resize``: its centre square kept
+(``"crop"``, the default), fitted whole with black borders (``"pad"``) or squashed
+(``"squash"``, aspect ratio not kept), then resized (LANCZOS). The first decode of a folder
+says what it decodes and how long it took (with a bar on a terminal); later reads come from the
+cache.
 Files that cannot be used are skipped and reported with the reason (not an image, corrupt,
 outside any class folder), as are class folders left without images. The classes can be split
 into train / val / test by fractions, in a seeded order that depends only on the class names.
@@ -25,6 +29,7 @@ from .paths import PathLike, normalize_split
 from .splits import build_store, hashed_order
 
 FRACTIONS = (0.64, 0.16, 0.20)
+RESIZE = "crop"
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,12 @@ def read_image_folder(
     image_size: int = 84,
     mode: str = "RGB",
     *,
+    resize: str = RESIZE,
     cache_dir: PathLike | None = None,
     workers: int | None = None,
 ) -> tuple[LabelledImages, FolderReport]:
-    """Decode every image under ``root/<class>/`` once (cached); returns data and report.
+    """Decode every image under ``root/<class>/`` once (cached by files, size, mode and
+    ``resize``); returns data and report.
 
     Hidden files and folders (names starting with ".") are ignored. Raises if no class folder
     holds a usable image.
@@ -65,9 +72,10 @@ def read_image_folder(
         "dataset": "folder",
         "size": image_size,
         "mode": mode,
+        "resize": resize,
         "files": fingerprint(folder, files),
     }
-    spec = DecodeSpec(image_size, mode)  # validates mode and size before any decoding
+    spec = DecodeSpec(image_size, mode, resize=resize)  # checked before any decoding
 
     def build() -> LabelledImages:
         loose = [p for p in files if p.parent == folder]
@@ -130,6 +138,7 @@ def load_image_folder(
     mode: str = "RGB",
     fractions: tuple[float, float, float] = FRACTIONS,
     seed: int = 0,
+    resize: str = RESIZE,
     cache_dir: PathLike | None = None,
     workers: int | None = None,
 ) -> ImageStore:
@@ -138,7 +147,9 @@ def load_image_folder(
     Skipped files and empty class folders are reported in a warning (see
     :func:`read_image_folder` for the full report).
     """
-    data, report = read_image_folder(root, image_size, mode, cache_dir=cache_dir, workers=workers)
+    data, report = read_image_folder(
+        root, image_size, mode, resize=resize, cache_dir=cache_dir, workers=workers
+    )
     if report.summary():
         warnings.warn(f"{root}: some files were left out:\n{report.summary()}", stacklevel=2)
     names = list(data.names)

@@ -1,7 +1,9 @@
 """Decode encoded images (PNG, JPEG, ...) into one uint8 array, in parallel worker processes.
 
 Every loader decodes through :func:`decode_images`, so resizing (LANCZOS), mode conversion and
-the size/mode checks behave the same for all datasets. A file that cannot be decoded is reported
+the size/mode checks behave the same for all datasets. A non-square image becomes square by
+``DecodeSpec.resize``: squashed (the benchmarks' images, already square or nearly), centre-cropped
+or padded (a user's folder; see docs/OWN_DATA.md). A file that cannot be decoded is reported
 with its name and reason, never silently dropped: loaders raise on it, the folder loader skips
 and reports it.
 """
@@ -21,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 CHANNELS = {"L": 1, "RGB": 3}
+RESIZE_MODES = ("crop", "pad", "squash")
 _CHUNK = 256
 _MIN_FOR_POOL = 512
 
@@ -32,6 +35,9 @@ class DecodeSpec:
     Args:
         size: output side in pixels (square; LANCZOS resize when the source differs).
         mode: output mode, ``"L"`` (1 channel) or ``"RGB"`` (3 channels).
+        resize: how a non-square source becomes square: ``"squash"`` resizes it whole to
+            ``size x size`` (aspect ratio not kept), ``"crop"`` keeps its centre square,
+            ``"pad"`` fits it whole and fills the borders with black.
         invert: replace each value v by 255 - v (Omniglot: strokes become bright).
         require_size: ``(width, height)`` the source must have, or None for any size.
         require_mode: PIL mode the source must have, or None for any mode.
@@ -42,10 +48,15 @@ class DecodeSpec:
     invert: bool = False
     require_size: tuple[int, int] | None = None
     require_mode: str | None = None
+    resize: str = "squash"
 
     def __post_init__(self) -> None:
         if self.mode not in CHANNELS:
             raise ValueError(f"image mode must be one of {sorted(CHANNELS)}; got {self.mode!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(
+                f"resize must be one of {', '.join(RESIZE_MODES)}; got {self.resize!r}"
+            )
         if self.size < 1:
             raise ValueError(f"image size must be a positive number of pixels; got {self.size}")
 
@@ -74,12 +85,30 @@ def convert_image(image: Image.Image, spec: DecodeSpec) -> np.ndarray:
     if image.mode != spec.mode:
         image = image.convert(spec.mode)
     if image.size != (spec.size, spec.size):
-        image = image.resize((spec.size, spec.size), Image.Resampling.LANCZOS)
+        image = _square(image, spec.size, spec.resize)
     array = np.asarray(image, dtype=np.uint8)
     if spec.invert:
         array = 255 - array
     chw: np.ndarray = array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1)
     return chw
+
+
+def _square(image: Image.Image, size: int, resize: str) -> Image.Image:
+    """``image`` as ``size x size``: squashed, centre-cropped or padded (see DecodeSpec)."""
+    width, height = image.size
+    if resize == "squash" or width == height:
+        return image.resize((size, size), Image.Resampling.LANCZOS)
+    if resize == "crop":
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        square = image.crop((left, top, left + side, top + side))
+        return square.resize((size, size), Image.Resampling.LANCZOS)
+    scale = size / max(width, height)
+    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = Image.new(image.mode, (size, size))
+    canvas.paste(image.resize(inner, Image.Resampling.LANCZOS),
+                 ((size - inner[0]) // 2, (size - inner[1]) // 2))  # fmt: skip
+    return canvas
 
 
 def decode_bytes(data: bytes, spec: DecodeSpec) -> np.ndarray:

@@ -54,7 +54,7 @@ class FolderOptions:
     ``None`` means grey (1) when every image is grey, else 3; ``normalize`` other than
     ``"none"`` standardises each channel by the training images' mean and std. ``split_file`` is
     the ``split.yaml`` that ``fastmeta train --data`` writes into the run directory, so the split
-    is reused.
+    is reused. ``resize`` says how a non-square image becomes square (centre crop by default).
     """
 
     fractions: tuple[float, float, float] = setting(
@@ -66,6 +66,9 @@ class FolderOptions:
         "auto", "standardise each channel by the training images (none: keep [0, 1])"
     )
     split_file: str | None = setting(None, "the split.yaml to reuse (train --data writes it)")
+    resize: Literal["crop", "pad", "squash"] = setting(
+        "crop", "non-square images: keep the centre square, pad with black, or squash"
+    )
 
 
 @dataclass(frozen=True)

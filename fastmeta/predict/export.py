@@ -1,12 +1,14 @@
 """Export an adapted classifier as one ``torch.export`` program that needs only torch to run.
 
 The program (``torch.export.save``; load it with ``torch.export.load(path).module()``) maps
-images ``[N, C, H, W]`` in [0, 1] (resized to the run's size, grey or colour as the run) to
-class probabilities ``[N, classes]``, for any batch size; inversion and normalisation are
+images ``[N, C, H, W]`` in [0, 1] (made square and resized as the run's, grey or colour as the
+run) to class probabilities ``[N, classes]``, for any batch size; inversion and normalisation are
 inside it. Its metadata (class names, image size, mode) is stored in the archive as
 ``fastmeta.json``. For MAML-family runs the network carries the adapted weights; for
-Prototypical Networks it carries the encoder and the support images (embedded with each batch,
-as in training). Before writing, the program is checked against the library's own predictions.
+Prototypical Networks it carries the encoder and the support images. BatchNorm layers normalise
+with the support set's statistics (:mod:`fastmeta.predict.batchnorm`), so an image's
+probabilities do not depend on the rest of its batch. Before writing, the program is checked
+against the library's own predictions.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def export_classifier(
         "classes": classes,
         "image_size": p.image_size,
         "mode": p.mode,
-        "input": "float [N, C, H, W] in [0, 1], resized to image_size (LANCZOS)",
+        "input": "float [N, C, H, W] in [0, 1], made square by resize, then resized to "
+        "image_size (LANCZOS)",
+        "resize": p.resize,
         "output": "probabilities [N, classes]",
         "algorithm": algorithm,
     }

@@ -29,6 +29,8 @@ from fastmeta.run.settings import data_options, image_size
 if TYPE_CHECKING:
     from fastmeta.run_config import RunConfig
 
+RESIZE_WORDS = {"crop": "centre crop", "pad": "padding", "squash": "squashing"}
+
 
 @dataclass(frozen=True)
 class FolderSplit:
@@ -37,7 +39,8 @@ class FolderSplit:
     ``classes`` maps train/val/test to class names; ``mean``/``std`` (per channel, of the
     training images) are ``None`` when normalisation is off. ``skipped`` (file, reason),
     ``empty_classes`` and ``small_classes`` (name: image count, below ``min_images``) were
-    left out.
+    left out. ``resize`` is how non-square images became square (``"squash"`` in the
+    ``split.yaml`` of a run from before the option existed, as those runs were trained).
     """
 
     root: str
@@ -53,6 +56,7 @@ class FolderSplit:
     skipped: list[tuple[str, str]]
     empty_classes: list[str]
     small_classes: dict[str, int]
+    resize: str = "squash"
 
     def normalizer(self) -> Normalize | None:
         return None if self.mean is None or self.std is None else Normalize(self.mean, self.std)
@@ -82,7 +86,7 @@ class FolderSplit:
         per_class = [f"{name} {n}" for name, n in self.images_per_class.items()]
         lines = [
             f"{self.root}: {len(self.images_per_class)} classes, {total} images used "
-            f"(resized to {self.image_size}x{self.image_size}, "
+            f"(resized to {self.image_size}x{self.image_size} by {RESIZE_WORDS[self.resize]}, "
             f"{'grey' if self.mode == 'L' else 'colour'})",
             "images per class:",
             *_pack(per_class, "  ", "  "),
@@ -133,6 +137,7 @@ def plan_folder_split(
     min_images: int,
     normalize: bool,
     min_classes: dict[str, int],
+    resize: str = "crop",
     cache_dir: PathLike | None = None,
 ) -> FolderSplit:
     """Read ``root``, leave out classes with fewer than ``min_images`` and split the rest.
@@ -144,7 +149,7 @@ def plan_folder_split(
     if channels is None:
         channels = 1 if is_grey_folder(folder) else 3
     mode = {1: "L", 3: "RGB"}[channels]
-    data, report = read_image_folder(folder, image_size, mode, cache_dir=cache_dir)
+    data, report = read_image_folder(folder, image_size, mode, resize=resize, cache_dir=cache_dir)
     sizes = np.bincount(data.labels, minlength=len(data.names)).tolist()
     counts = dict(zip(data.names, sizes, strict=True))
     small = {name: n for name, n in counts.items() if n < min_images}
@@ -169,13 +174,15 @@ def plan_folder_split(
     three = cast(tuple[float, float, float], tuple(fractions))  # a tuple even if given a list
     return FolderSplit(
         str(folder), image_size, mode, three, seed, min_images, classes, usable,
-        mean, std, report.skipped, report.empty_classes, small,
+        mean, std, report.skipped, report.empty_classes, small, resize,
     )  # fmt: skip
 
 
 def split_stores(split: FolderSplit, cache_dir: PathLike | None = None) -> dict[str, ImageStore]:
     """The train/val/test stores of ``split`` (decoded once, cached)."""
-    data, _ = read_image_folder(split.root, split.image_size, split.mode, cache_dir=cache_dir)
+    data, _ = read_image_folder(
+        split.root, split.image_size, split.mode, resize=split.resize, cache_dir=cache_dir
+    )
     fix = f"the folder changed since {SPLIT_FILE} was written; restore it or train a new run"
     return {
         name: build_store(data, [(c, 0) for c in split.classes[name]], f"{name} classes", fix)
@@ -204,6 +211,7 @@ def plan_for_config(config: RunConfig) -> FolderSplit:
         min_images=max(s.shots + s.queries, test_shots + test_queries),
         normalize=options.normalize != "none",
         min_classes={"train": s.ways, "val": test_ways, "test": test_ways},
+        resize=options.resize,
     )
 
 

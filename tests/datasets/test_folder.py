@@ -101,3 +101,19 @@ def test_no_usable_class_folder(tmp_path: Path) -> None:
     assert "skipped only/x.txt: not an image" in str(error.value)
     with pytest.raises(MissingDataError, match="is not a folder"):
         read_image_folder(tmp_path / "missing", cache_dir=tmp_path / "cache")
+
+
+def test_resize_mode_is_applied_and_part_of_the_cache_key(tmp_path: Path) -> None:
+    folder = tmp_path / "wide"
+    pixels = np.zeros((20, 60, 3), np.uint8)
+    pixels[:, 20:40] = 255  # white centre square between black thirds
+    for name in ("a", "b"):
+        save(folder / name / "x.png", Image.fromarray(pixels), "PNG")
+    cache = tmp_path / "cache"
+    cropped, _ = read_image_folder(folder, 8, cache_dir=cache)  # the default: centre crop
+    padded, _ = read_image_folder(folder, 8, resize="pad", cache_dir=cache)
+    squashed, _ = read_image_folder(folder, 8, resize="squash", cache_dir=cache)
+    assert (cropped.images == 255).all()
+    assert (padded.images[:, :, :2] == 0).all() and (padded.images[:, :, 3:5, 3:5] > 240).all()
+    assert (squashed.images[:, :, :, 0] < 15).all() and (squashed.images[:, :, :, 4] > 240).all()
+    assert len(list(cache.glob("folder-*"))) == 3

@@ -55,11 +55,12 @@ def test_maml_adapts_with_test_steps_like_a_plain_autograd_loop() -> None:
         with torch.no_grad():
             for param, grad in zip(params, grads, strict=True):
                 param -= 0.3 * grad
-    with torch.no_grad():
-        expected = network(PREP.prepare(query))[:, :3].softmax(-1)
-    got = classifier.predict(query)
-    assert got.shape == (4, 3) and classifier.classes == ["a", "b", "c"]
+    with torch.no_grad():  # the support set with its own batch statistics, as in adaptation
+        expected = network(PREP.prepare(support))[:, :3].softmax(-1)
+    got = classifier.predict(support)
+    assert got.shape == (6, 3) and classifier.classes == ["a", "b", "c"]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert classifier.predict(query).shape == (4, 3)
 
 
 def test_maml_refuses_more_classes_than_its_head_has_outputs() -> None:
@@ -70,13 +71,37 @@ def test_maml_refuses_more_classes_than_its_head_has_outputs() -> None:
 
 def test_protonet_scores_distances_to_support_class_means() -> None:
     model = few_shot_model("protonet")
-    support, labels, query = episode(classes=6, shots=3)  # any number of classes
-    with torch.no_grad():
-        embedded = model.algorithm.encoder(PREP.prepare(torch.cat([support, query])))
-        means = torch.stack([embedded[:18][labels == c].mean(0) for c in range(6)])
-        expected = (-(torch.cdist(embedded[18:], means) ** 2)).softmax(-1)
-    got = model.adapt(support, labels).predict(query)
+    support, labels, _ = episode(classes=6, shots=3)  # any number of classes
+    with torch.no_grad():  # the support set embedded alone, with its batch statistics
+        embedded = model.algorithm.encoder(PREP.prepare(support))
+        means = torch.stack([embedded[labels == c].mean(0) for c in range(6)])
+        expected = (-(torch.cdist(embedded, means) ** 2)).softmax(-1)
+    got = model.adapt(support, labels).predict(support)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "protonet", "matching", "anil"])
+def test_a_prediction_does_not_depend_on_the_other_images_of_its_batch(algorithm: str) -> None:
+    classifier = few_shot_model(algorithm).adapt(*episode(classes=4)[:2])
+    _, _, queries = episode(classes=4, queries=9)
+    together = classifier.predict(queries)
+    alone = torch.cat([classifier.predict(queries[i : i + 1]) for i in range(9)])
+    reordered = classifier.predict(queries.flip(0)).flip(0)
+    torch.testing.assert_close(alone, together, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(reordered, together, atol=1e-6, rtol=1e-5)
+
+
+def test_the_transductive_protocol_scores_queries_with_their_episode() -> None:
+    model = few_shot_model("protonet", ways=5)  # queries=1: groups of 5 queries
+    support, labels, queries = episode(classes=4, queries=5)
+    classifier = model.adapt(support, labels, transductive=True)
+    with torch.no_grad():  # one episode, as fastmeta eval scores it
+        embedded = model.algorithm.encoder(PREP.prepare(torch.cat([support, queries])))
+        means = torch.stack([embedded[:8][labels == c].mean(0) for c in range(4)])
+        expected = (-(torch.cdist(embedded[8:], means) ** 2)).softmax(-1)
+    torch.testing.assert_close(classifier.predict(queries), expected, atol=1e-5, rtol=1e-4)
+    alone = classifier.predict(queries[:1])
+    assert not torch.allclose(alone, expected[:1], atol=1e-4)  # batch statistics moved it
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "protonet"])
@@ -103,11 +128,28 @@ def test_folders_files_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     found = classifier.classify(new / "query")
     assert len(found.files) == 6 and found.skipped == [("notes.txt", found.skipped[0][1])]
     assert found.skipped[0][1].startswith("not an image")
-    rows = list(csv.reader(found.write_csv(tmp_path / "p.csv").open()))
-    assert rows[0] == ["file", "predicted_class", "prob_pattern00", "prob_pattern01",
+    assert found.truth == [f"pattern0{i // 2}" for i in range(6)]
+    predicted = found.predicted
+    right = sum(p == t for p, t in zip(predicted, found.truth, strict=True))
+    assert found.accuracy == right / 6
+    confusion = found.confusion()
+    assert confusion.sum() == 6 and confusion.trace() == right
+    assert confusion.sum(1).tolist() == [2, 2, 2]  # rows: the true classes
+    rows = list(csv.reader(found.write_csv(tmp_path / "p.csv", top_k=2).open()))
+    assert rows[0] == ["file", "predicted_class", "confidence", "true_class", "correct",
+                       "top2_class", "top2_prob", "prob_pattern00", "prob_pattern01",
                        "prob_pattern02"]  # fmt: skip
-    assert rows[1][0] == "pattern00/img002.bmp" and rows[1][1] in classifier.classes
-    assert abs(sum(float(p) for p in rows[1][2:]) - 1) < 1e-4 and len(rows) == 7
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["file"] == "pattern00/img002.bmp" and first["true_class"] == "pattern00"
+    probabilities = [float(first[f"prob_pattern0{i}"]) for i in range(3)]
+    assert abs(sum(probabilities) - 1) < 1e-4 and len(rows) == 7
+    assert float(first["confidence"]) == max(probabilities) >= float(first["top2_prob"])
+    assert first["predicted_class"] == f"pattern0{probabilities.index(max(probabilities))}"
+    assert first["correct"] == str(int(first["predicted_class"] == "pattern00"))
+    assert found.images is not None and found.images.shape == (6, 3, SIZE, SIZE)
+    by_file = classifier.classify([new / "query" / "pattern01" / "img003.gif"])
+    assert by_file.truth == ["pattern01"]  # the folder holding a file names its class
+    assert classifier.classify(new / "query" / "pattern01").truth == [None, None]
     one = str(new / "query" / "pattern01" / "img003.gif")
     assert classifier.predict([one]).shape == (1, 3)
     with pytest.raises(ValueError, match=r"cannot read .*notes\.txt: not an image"):

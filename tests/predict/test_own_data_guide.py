@@ -59,7 +59,7 @@ def test_the_guide_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
             )  # fmt: skip
             snippet_output = done.stdout
     printed = capsys.readouterr().out
-    assert "30 classes, 600 images used (resized to 24x24, colour)" in printed
+    assert "30 classes, 600 images used (resized to 24x24 by centre crop, colour)" in printed
     assert "nothing left out" in printed and (tmp_path / "runs/shapes/split.yaml").is_file()
     with open(tmp_path / "predictions.csv") as handle:
         rows = [(row["file"], row["predicted_class"]) for row in csv.DictReader(handle)]

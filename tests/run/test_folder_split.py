@@ -56,7 +56,7 @@ def test_report_names_every_problem_and_split_covers_the_usable_classes(messy: P
         "skipped pattern00/broken.png: corrupt image",
         "class folder empty/ has no usable image",
         "class rare left out: 2 images, fewer than the 4 an episode takes from a class",
-        "8 classes, 48 images used (resized to 10x10, colour)",
+        "8 classes, 48 images used (resized to 10x10 by centre crop, colour)",
     ):
         assert line in report
     parts = [set(split.classes[s]) for s in ("train", "val", "test")]
