@@ -143,12 +143,25 @@ def _add_inference_commands(commands: argparse._SubParsersAction[argparse.Argume
         "adapt",
         help="adapt a trained run to new classes and label query images (CSV)",
         description="Adapt to the classes of SUPPORT (one sub-folder per class, a few images "
-        "each) and write file, predicted class and each class's probability for every query.",
+        "each) and write, for every query, the predicted class and its probability, the next "
+        "most probable classes and each class's probability. Queries under folders named like "
+        "the support classes (query/<class>/...) are scored: accuracy and a confusion matrix.",
     )
     adapt.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     adapt.add_argument("--support", type=Path, required=True, metavar="FOLDER")
     adapt.add_argument("--query", nargs="+", required=True, metavar="FOLDER_OR_FILE")
     adapt.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    adapt.add_argument(
+        "--top-k", type=int, default=3, metavar="K",
+        help="the K most probable classes of each query in the CSV (default 3)",
+    )  # fmt: skip
+    adapt.add_argument(
+        "--contact-sheet", type=Path, metavar="PNG",
+        help="also draw the queries with their predicted (and true) classes (needs matplotlib)",
+    )  # fmt: skip
+    adapt.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run (cpu)"
+    )
     adapt.set_defaults(handler=_lazy("inference", "adapt"))
     export = commands.add_parser(
         "export",
@@ -159,4 +172,8 @@ def _add_inference_commands(commands: argparse._SubParsersAction[argparse.Argume
     export.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     export.add_argument("--support", type=Path, required=True, metavar="FOLDER")
     export.add_argument("--out", type=Path, default=Path("classifier.pt2"))
+    export.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="cpu",
+        help="where to adapt (cpu); the saved program runs on the CPU",
+    )  # fmt: skip
     export.set_defaults(handler=_lazy("inference", "export"))
