@@ -99,8 +99,10 @@ def _new_run_config(
     if preset is not None and "=" in preset:  # `train --data X key=value`: no preset named
         preset, overrides = None, [preset, *overrides]
     if args.data is not None:
-        preset = preset or FOLDER_PRESET
         overrides = ["data.dataset=folder", f"data.root={args.data.resolve()}", *overrides]
+        if preset is None:  # sized for this folder and machine
+            preset = FOLDER_PRESET
+            overrides = _auto_settings(args.data, overrides, reports)
     if preset is None:
         raise ValueError("name a preset (see `fastmeta presets`) or a .yaml config to train")
     config = resolve_config(apply_run_overrides(load_config(preset), overrides))
@@ -111,6 +113,28 @@ def _new_run_config(
     if reports:
         print(split.report())
     return config, split
+
+
+def _auto_settings(folder: Path, overrides: list[str], reports: bool) -> list[str]:
+    """``overrides`` preceded by the settings :mod:`fastmeta.run.auto_settings` chooses for
+    ``folder`` on this machine (printed with the time estimate)."""
+    from fastmeta.presets import load_config
+    from fastmeta.run.auto_settings import plan_auto_settings, survey_folder
+    from fastmeta.run.settings import apply_run_overrides, resolve_config
+
+    def configure(chosen: list[str]) -> RunConfig:
+        return resolve_config(
+            apply_run_overrides(load_config(FOLDER_PRESET), [*chosen, *overrides])
+        )
+
+    survey = survey_folder(folder)
+    if len(survey.files_per_class) < 2:
+        return overrides  # reading the folder says what is wrong with it
+    given = {item.split("=", 1)[0] for item in overrides}
+    plan = plan_auto_settings(survey, configure, given)
+    if reports:
+        print(plan.summary(), flush=True)
+    return [*plan.overrides, *overrides]
 
 
 def evaluate(args: argparse.Namespace) -> int:
