@@ -115,18 +115,24 @@ class MetaLearner(nn.Module):
             self._task_flops[shape] = self._count_task_flops(batch)
         return self._task_flops[shape]
 
+    def counted_work(self, task: TaskBatch) -> None:
+        """What :meth:`task_flops` counts on a one-task batch: the forward, unless a learner's
+        per-task work is something else (the transfer baselines embed the task's images)."""
+        self.forward(task)
+
     def _count_task_flops(self, batch: TaskBatch) -> int:
-        training = self.training
+        modes = [(module, module.training) for module in self.modules()]
         self._measuring = True  # the forward below plans without counting again
         try:
             self.eval()
             counter = FlopCount()
             with torch.random.fork_rng(devices=[]), torch.no_grad(), counter:
-                self.forward(batch.slice(0, 1))
+                self.counted_work(batch.slice(0, 1))
             return counter.total
         finally:
             self._measuring = False
-            self.train(training)
+            for module, training in modes:  # each as it was: a caller may have set a part apart
+                module.training = training
 
     def default_backward_chunk(self, batch: TaskBatch) -> int | None:
         """Tasks per backward pass when :meth:`accumulate_gradients` is given no chunk size:

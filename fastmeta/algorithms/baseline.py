@@ -244,6 +244,11 @@ class TransferBaseline(MetaLearner):
             losses = F.cross_entropy(logits.mT, batch.query_y, reduction="none").mean(dim=1)
         return MetaOutput.from_tasks(losses, logits, batch.query_y)
 
+    def counted_work(self, task: TaskBatch) -> None:
+        """Per task, the transfer baselines embed its images (training classifies them all in
+        one backbone call; testing fits a head on features)."""
+        self.backbone(torch.cat([task.support_x[0], task.query_x[0]]))
+
     def task_features(self, batch: TaskBatch) -> Tensor:
         """Backbone features ``[B, S+Q, D]`` of each task's support then query images."""
         params, buffers = module_state(self.backbone)
