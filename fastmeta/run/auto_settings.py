@@ -160,6 +160,7 @@ class AutoPlan:
     validations: int
     test_episodes: int
     budget_minutes: float
+    steps_chosen: bool
 
     @property
     def minutes(self) -> float:
@@ -182,13 +183,16 @@ class AutoPlan:
             f"  estimate: {self.costs.step:.3f} s a meta-step, {self.costs.episode:.3f} s a "
             f"test episode (measured just now{load}): {self.steps} meta-steps + "
             f"{self.validations} validations of {self.val_episodes} episodes + "
-            f"{self.test_episodes} test episodes = about {self.minutes:.1f} minutes, within "
-            f"{self.budget_minutes:g} (train.time_limit_minutes stops training in time), plus "
-            "the first decode of the folder",
+            f"{self.test_episodes} test episodes = about {self.minutes:.1f} minutes"
+            + (
+                f", within {self.budget_minutes:g} (train.time_limit_minutes stops training in "
+                "time)" if self.steps_chosen else " (train.iterations as given)"
+            )
+            + ", plus the first decode of the folder",
             *(
                 [f"  only {self.steps} meta-steps fit in {self.budget_minutes:g} minutes here: "
                  "give more time with train.time_limit_minutes=..."]
-                if self.steps < MIN_STEPS else []
+                if self.steps_chosen and self.steps < MIN_STEPS else []
             ),
         ])  # fmt: skip
 
@@ -231,18 +235,19 @@ def plan_auto_settings(
         steps = min(MAX_STEPS, max(1, math.floor(train_seconds / costs.step)))
         if steps >= MIN_STEPS:
             break
+    defaults: dict[str, object] = {}
     if "train.iterations" in given:
         steps = config.train.iterations
+    else:  # the time limit is the budget's share for training: a slower machine stops in time
+        defaults["train.time_limit_minutes"] = round(max(train_seconds, 30) / 60, 2)
     every = config.train.val_every if "train.val_every" in given else max(1, steps // VALIDATIONS)
-    defaults = {
+    defaults.update({
         "train.iterations": steps, "train.val_every": every, "train.checkpoint_every": every,
         "train.val_episodes": val_episodes, "eval.episodes": test_episodes,
-        "train.log_every": max(1, min(50, every)),
-        "train.time_limit_minutes": max(0.5, round(steps * costs.step / 60 * 1.1, 1)),
-        "optimizer.step_size": max(1, steps // 2),
-    }  # fmt: skip
+        "train.log_every": max(1, min(50, every)), "optimizer.step_size": max(1, steps // 2),
+    })  # fmt: skip
     chosen.update({k: v for k, v in defaults.items() if k not in given})
     return AutoPlan(
         [f"{k}={v}" for k, v in chosen.items()], survey, device, costs, steps, val_episodes,
-        steps // every if every else 0, test_episodes, budget,
+        steps // every if every else 0, test_episodes, budget, "train.iterations" not in given,
     )  # fmt: skip

@@ -64,6 +64,7 @@ def test_meta_steps_fill_the_budget_by_the_measured_costs(monkeypatch: pytest.Mo
     assert measured == [64] and chosen["data.image_size"] == "64"
     assert chosen["train.val_every"] == str(plan.steps // 10) and plan.validations == 10
     assert 9 <= plan.minutes <= 10 and "about 9.0 minutes, within 10" in plan.summary()
+    assert chosen["train.time_limit_minutes"] == str(round(524 / 60, 2))  # training's share
     # a twice longer budget given by the user: twice the meta-steps, the user's keys kept
     given = ["train.time_limit_minutes=20", "sampler.shots=1"]
     longer = auto.plan_auto_settings(
@@ -106,4 +107,6 @@ def test_train_data_says_what_it_chose_and_the_user_keys_win(
     assert "sampler.ways=2 sampler.shots=5 sampler.queries=7" in out
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["sampler"]["queries"] == 7 and config["train"]["iterations"] == 2
-    assert config["data"]["image_size"] == 16 and config["train"]["time_limit_minutes"] > 0
+    assert config["data"]["image_size"] == 16 and config["train"]["val_every"] == 1
+    assert config["train"]["time_limit_minutes"] is None  # the iterations given are trained
+    assert "(train.iterations as given)" in out
