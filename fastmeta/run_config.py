@@ -55,14 +55,22 @@ class AlgorithmConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: ``conv4`` (4-block CNN), ``resnet12`` or ``mlp``.
+    """The network: ``conv4`` (4-block CNN), ``resnet12``, ``mlp``, or a pretrained backbone,
+    ``timm:<architecture>`` (e.g. ``timm:resnet18``) or ``hf:<model id or config.json path>``
+    (Hugging Face transformers' vision models: DINOv2, ViT, CLIP's vision tower, ResNet).
 
     Where the algorithm needs a feature map (Relation Networks), ``conv4`` is Sung et al.'s
     encoder (max-pool after the first two of its four blocks) and ``resnet12`` returns its last
-    block's map.
+    block's map. A timm or hf backbone takes its input size and normalisation from its own
+    configuration and applies them inside the network (images arrive in [0, 1]);
+    ``input_size`` overrides the size. ``weights`` loads a safetensors file or a torch state
+    dict into the network (refused, with the keys, when they do not fit); ``pretrained`` lets
+    timm or transformers fetch the published weights (needs internet); ``freeze`` stops
+    training of ``all`` parameters, ``none``, or every parameter up to and including the
+    block whose name it gives (``freeze=layer2`` for a ResNet). See docs/BACKBONES.md.
     """
 
-    name: Literal["conv4", "resnet12", "mlp"] = setting("conv4", "the network")
+    name: str = setting("conv4", "the network: conv4, resnet12, mlp, timm:<arch> or hf:<id>")
     hidden: int = setting(64, "conv4's filters per block; an mlp's embedding size", minimum=1)
     channels: tuple[int, ...] = setting(
         (64, 160, 320, 640), "resnet12's four block widths", minimum=1
@@ -78,6 +86,25 @@ class ModelConfig:
         0.0, "DropBlock rate after resnet12's last two blocks", minimum=0, below=1
     )
     drop_block_size: int = setting(5, "DropBlock's block size (MetaOptNet: 5)", minimum=1)
+    weights: str | None = setting(
+        None, "a .safetensors file or torch state dict to load into the network"
+    )
+    pretrained: bool = setting(False, "a timm/hf backbone's published weights (needs internet)")
+    freeze: str = setting("none", "parameters not trained: none, all, or up to a block's name")
+    input_size: int | None = setting(
+        None, "a timm/hf backbone's input side in pixels; unset: its own", minimum=1
+    )
+
+    def __post_init__(self) -> None:
+        from fastmeta.backbones.names import check_model_name
+
+        check_model_name(self.name)
+        if not self.freeze:
+            raise ValueError("model.freeze must be none, all, or a block's name; got ''")
+
+
+AugmentPolicy = Literal["none", "flip", "pad-crop", "resized-crop"]
+"""The policies of :mod:`fastmeta.data.augment`, the values of ``DataConfig.augment``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,8 @@ class DataConfig:
     ``train_classes="trainval"`` meta-trains on the training and validation classes together,
     the final stage of Snell et al.'s protocol once validation has fixed the training length;
     validation scores are then no longer held out, so such runs set ``train.val_every=0``.
+    ``augment`` augments the training episodes only (:mod:`fastmeta.data.augment`; seeded per
+    episode, so resume stays exact); the MAML family and ProtoNets train without it.
     ``options`` holds the dataset's own settings (written flat in YAML and overrides:
     ``data.fractions=[0.6,0.2,0.2]`` for a folder), checked against its registry entry when the
     run is built.
@@ -98,6 +127,9 @@ class DataConfig:
     image_size: int | None = setting(None, "image side in pixels; unset: the dataset's usual")
     train_classes: Literal["train", "trainval"] = setting(
         "train", "classes to meta-train on: train, or train and val together"
+    )
+    augment: Literal["none", "flip", "pad-crop", "resized-crop"] = setting(
+        "none", "augmentation of the training episodes (none, flip, pad-crop, resized-crop)"
     )
     options: dict[str, Any] = field(
         default_factory=dict, metadata={"flatten": True, "help": "the dataset's own settings"}

@@ -6,6 +6,10 @@ from typing import Literal
 
 from torch import nn
 
+from fastmeta.backbones.errors import BackboneError
+from fastmeta.backbones.freeze import freeze
+from fastmeta.backbones.names import external
+from fastmeta.backbones.weights import load_weights
 from fastmeta.models.conv4 import Conv4
 from fastmeta.models.mlp import MLP
 from fastmeta.models.relation import relation_encoder
@@ -20,7 +24,27 @@ def build_network(
 ) -> nn.Module:
     """``config``'s network for inputs of ``input_shape``: ``outputs`` logits (a head with one
     output per way, or per regression target), an embedding vector, or a spatial feature map
-    (for a ``conv4``, Sung et al.'s Relation Network encoder)."""
+    (for a ``conv4``, Sung et al.'s Relation Network encoder); a ``timm:`` or ``hf:`` backbone
+    (:mod:`fastmeta.backbones`) otherwise. ``model.weights`` and ``model.freeze`` apply to
+    every network."""
+    if external(config.name) is not None:
+        from fastmeta.backbones.build import build_backbone
+
+        return build_backbone(config, input_shape, output, outputs)
+    if config.pretrained or config.input_size is not None:
+        raise BackboneError(
+            f"model.pretrained and model.input_size apply to timm:/hf: backbones; {config.name} "
+            "has no published weights (load your own with model.weights=PATH)"
+        )
+    network = _builtin(config, input_shape, output, outputs)
+    if config.weights is not None:
+        load_weights(network, config.weights, what=f"model.name={config.name}")
+    return freeze(network, config.freeze)
+
+
+def _builtin(
+    config: ModelConfig, input_shape: tuple[int, ...], output: Output, outputs: int
+) -> nn.Module:
     m = config
     metric = output != "logits"
     if m.name == "resnet12":
