@@ -59,7 +59,10 @@ def test_the_guide_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
             )  # fmt: skip
             snippet_output = done.stdout
     printed = capsys.readouterr().out
+    assert "settings chosen for this folder and machine" in printed
+    assert "sampler.ways=5 sampler.shots=5 sampler.queries=10" in printed
     assert "30 classes, 600 images used (resized to 24x24 by centre crop, colour)" in printed
+    assert re.search(r"accuracy \d+/50 = [\d.]+ %\nconfusion matrix", printed)
     assert "nothing left out" in printed and (tmp_path / "runs/shapes/split.yaml").is_file()
     with open(tmp_path / "predictions.csv") as handle:
         rows = [(row["file"], row["predicted_class"]) for row in csv.DictReader(handle)]
