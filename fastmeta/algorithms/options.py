@@ -39,10 +39,25 @@ class MAMLPlusPlusOptions:
 @dataclass(frozen=True)
 class IMAMLOptions:
     """``algorithm.options`` of iMAML: ``regularization`` is the proximal ``lambda``, ``cg_steps``
-    the conjugate-gradient iterations of the implicit meta-gradient."""
+    the conjugate-gradient iterations of the implicit meta-gradient.
+
+    ``proximal_steps``, ``cg_damping``, ``hessian_damping`` and ``test_regularization`` choose
+    between the paper's equations (the defaults) and its authors' Omniglot code (plain inner
+    steps then one proximal step, the system ``2 I + H / (lambda + 10)``, plain steps at test).
+    """
 
     regularization: float = setting(2.0, "the proximal strength lambda", above=0)
     cg_steps: int = setting(5, "conjugate-gradient iterations of the implicit gradient", minimum=1)
+    proximal_steps: bool = setting(
+        True, "every inner step pulls towards theta; false: one pull after plain steps"
+    )
+    cg_damping: float = setting(0.0, "added to the identity of the CG system", minimum=0)
+    hessian_damping: float = setting(0.0, "added to lambda where it divides H", minimum=0)
+    test_regularization: float | None = setting(
+        None,
+        "lambda when adapting at test time (0: plain steps); unset: regularization",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class ReptileOptions:
     over ``train.iterations``; with ``optimizer: {name: sgd, lr: 1.0}`` the update is exact.
     ``inner_optimizer`` is the inner update (Adam with ``adam_betas``, or plain SGD);
     ``inner_batch`` is the support examples per inner step (unset: the whole support set).
+    ``carry_state`` carries the inner optimizer's state (Adam's moments) from task to task.
     """
 
     outer_lr: float = setting(1.0, "the Reptile step epsilon at the start", minimum=0)
@@ -76,6 +92,9 @@ class ReptileOptions:
     )
     inner_batch: int | None = setting(
         None, "support examples per inner step; unset: all", minimum=1
+    )
+    carry_state: bool = setting(
+        False, "inner optimizer state carries across tasks (the authors' code); false: fresh"
     )
 
 

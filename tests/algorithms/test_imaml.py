@@ -10,6 +10,7 @@ from torch.func import functional_call
 
 from fastmeta.algorithms.imaml import IMAML
 from fastmeta.config import apply_overrides
+from fastmeta.functional.conjugate_gradient import conjugate_gradient
 from fastmeta.models import MLP, Conv4
 from fastmeta.presets import load_config
 from fastmeta.train.trainer import Trainer
@@ -30,8 +31,12 @@ def unflatten(vector: torch.Tensor, like: dict) -> dict:
     return out
 
 
-def direct_implicit_gradient(model, batch) -> torch.Tensor:
-    """Mean over tasks of ``solve(I + H/lambda, g)``: plain autograd, explicit Hessian."""
+def direct_implicit_gradient(
+    model, batch, proximal_steps=True, cg_damping=0.0, hessian_damping=0.0
+) -> torch.Tensor:
+    """Mean over tasks of ``solve(I + H/lambda, g)``: plain autograd, explicit Hessian. With
+    the authors' settings: plain steps then one proximal step, ``solve((1 + cg_damping) I +
+    H / (lambda + hessian_damping), g)``."""
     theta = {n: p.detach() for n, p in model.named_parameters()}
     grads = []
     for task in batch:
@@ -39,18 +44,22 @@ def direct_implicit_gradient(model, batch) -> torch.Tensor:
         def support(vector, x=task.support_x, y=task.support_y):
             return task_loss(functional_call(model, unflatten(vector, theta), (x,)), y)
 
-        phi = flat(theta.values())
+        start = flat(theta.values())
+        phi = start
         for _ in range(STEPS):
             phi = phi.requires_grad_()
             (g,) = torch.autograd.grad(support(phi), phi)
-            phi = (phi - LR * (g + LAMBDA * (phi - flat(theta.values())))).detach()
+            pull = LAMBDA * (phi - start) if proximal_steps else 0.0
+            phi = (phi - LR * (g + pull)).detach()
+        if not proximal_steps:
+            phi = phi - LR * LAMBDA * (phi - start)
         query = flat(theta.values()).new_zeros(()) + task_loss(
             functional_call(model, unflatten(phi.requires_grad_(), theta), (task.query_x,)),
             task.query_y,
         )
         (g_query,) = torch.autograd.grad(query, phi)
         hessian = torch.autograd.functional.hessian(support, phi.detach())
-        system = torch.eye(len(phi)) + hessian / LAMBDA
+        system = (1 + cg_damping) * torch.eye(len(phi)) + hessian / (LAMBDA + hessian_damping)
         assert torch.linalg.eigvalsh(system).min() > 0, "test problem must be positive definite"
         grads.append(torch.linalg.solve(system, g_query))
     return torch.stack(grads).mean(0)
@@ -77,6 +86,59 @@ def test_implicit_gradient_equals_direct_solve(float64, kind, strategy):
     expected = direct_implicit_gradient(model, batch)
     actual = imaml_gradient(model, batch, cg_steps=len(expected) + 10, strategy=strategy)
     torch.testing.assert_close(actual, expected, rtol=1e-8, atol=1e-10)
+
+
+AUTHORS = {"proximal_steps": False, "cg_damping": 1.0, "hessian_damping": 10.0}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv_bn"])
+def test_authors_protocol_equals_direct_solve(float64, kind):
+    """aravindr93/imaml_dev's Omniglot computation: plain inner steps, one proximal step, the
+    damped system ``2 I + H / (lambda + 10)``."""
+    model, batch = small_problem(kind)
+    expected = direct_implicit_gradient(model, batch, **AUTHORS)
+    actual = imaml_gradient(model, batch, cg_steps=len(expected) + 10, **AUTHORS)
+    torch.testing.assert_close(actual, expected, rtol=1e-8, atol=1e-10)
+    paper = direct_implicit_gradient(model, batch)
+    assert (paper - expected).norm() > 1e-3 * expected.norm()  # a different gradient
+
+
+def test_damping_makes_an_indefinite_system_solvable(float64):
+    """Where the support Hessian has eigenvalues below -lambda (an untrained network), the
+    undamped ``I + H / lambda`` is indefinite and 5 CG iterations leave a residual; the
+    authors' damping keeps the system positive definite and CG solves it."""
+    torch.manual_seed(0)
+    h = torch.randn(12, 12)
+    hessian = (h + h.T) / 2
+    hessian = hessian + (-8.0 - torch.linalg.eigvalsh(hessian).min()) * torch.eye(12)
+    g = torch.randn(12)
+
+    def residual(identity, scale):
+        def matvec(v):
+            return {"x": identity * v["x"] + hessian @ v["x"] / scale}
+
+        x = conjugate_gradient(matvec, {"x": g}, 5)["x"]
+        return float((g - matvec({"x": x})["x"]).norm() / g.norm())
+
+    assert torch.linalg.eigvalsh(torch.eye(12) + hessian / LAMBDA).min() < 0
+    assert torch.linalg.eigvalsh(2 * torch.eye(12) + hessian / (LAMBDA + 10)).min() > 0
+    assert residual(1.0, LAMBDA) > 0.1
+    assert residual(2.0, LAMBDA + 10) < 1e-3
+
+
+def test_test_regularization_zero_adapts_by_plain_steps(float64):
+    model, batch = small_problem("mlp")
+    plain = IMAML(model, lr=LR, steps=STEPS, regularization=LAMBDA, test_regularization=0.0)
+    scores = plain.evaluate(batch)
+    for t, task in enumerate(batch):
+        fast = {n: p.detach() for n, p in model.named_parameters()}
+        for _ in range(STEPS):
+            fast = {n: p.requires_grad_() for n, p in fast.items()}
+            loss = task_loss(functional_call(model, fast, (task.support_x,)), task.support_y)
+            grads = torch.autograd.grad(loss, list(fast.values()))
+            fast = {n: (p - LR * g).detach() for (n, p), g in zip(fast.items(), grads, strict=True)}
+        predictions = functional_call(model, fast, (task.query_x,))
+        torch.testing.assert_close(scores.predictions[t], predictions)
 
 
 def test_conjugate_gradient_converges_to_the_direct_solve(float64):
@@ -139,7 +201,12 @@ def test_evaluate_builds_no_graph():
 
 @pytest.mark.parametrize(
     "kwargs,message",
-    [({"steps": 0}, "steps >= 1"), ({"regularization": 0.0}, "lambda"), ({"cg_steps": 0}, "cg")],
+    [
+        ({"steps": 0}, "steps >= 1"),
+        ({"regularization": 0.0}, "lambda"),
+        ({"cg_steps": 0}, "cg"),
+        ({"cg_damping": -1.0}, "must be >= 0"),
+    ],
 )
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
