@@ -436,6 +436,20 @@ CASES = [
     ),
     Case(
         "-",
+        "`data.resize` that is not a resize mode",
+        cli("train", "protonet-folder", "data.resize=fit"),
+        2,
+        "data.resize='fit' is not valid; choose one of crop, pad, squash",
+    ),
+    Case(
+        "-",
+        "`adapt --top-k 0`",
+        cli("adapt", "<dir>", "--support", "<dir>", "--query", "<dir>", "--top-k", "0"),
+        2,
+        "--top-k must be at least 1",
+    ),
+    Case(
+        "-",
         "`--resume` of a folder that holds no run",
         cli("train", "--resume", "<dir>/nothing"),
         2,
