@@ -92,6 +92,60 @@ def test_meta_step_moves_by_epsilon_times_mean_adapted_change(
         torch.testing.assert_close(p.detach(), expected, rtol=1e-9, atol=1e-10)
 
 
+def test_carried_adam_state_is_one_torch_adam_kept_across_tasks_and_meta_steps(float64):
+    """carry_state: two meta-steps equal one torch.optim.Adam whose moments and step count are
+    never reset while each task restarts the weights from theta (the authors' code); evaluation
+    starts from that state and changes nothing; the state is in the state_dict."""
+    torch.manual_seed(0)
+    model = Conv4(1, 3, hidden=6, blocks=2)
+    batches = [random_classification_batch(tasks=3, ways=3, shots=2, queries=2) for _ in "ab"]
+    ours, torch_cls, settings = INNER["adam"]
+    reptile = Reptile(
+        model, lr=0.01, steps=2, test_steps=3, optimizer=ours, carry_state=True, strategy="loop"
+    )
+    task_model = copy.deepcopy(model)
+    torch_adam = torch_cls(task_model.parameters(), lr=0.01, **settings)
+    outer = torch.optim.SGD(reptile.parameters(), lr=1.0)
+    for batch in batches:
+        theta = [p.detach().clone() for p in model.parameters()]
+        adapted = []
+        for t in range(batch.num_tasks):
+            with torch.no_grad():
+                for p, start in zip(task_model.parameters(), theta, strict=True):
+                    p.copy_(start)
+            for _ in range(2):
+                torch_adam.zero_grad()
+                loss = F.cross_entropy(task_model(batch.support_x[t]), batch.support_y[t])
+                loss.backward()
+                torch_adam.step()
+            adapted.append([p.detach().clone() for p in task_model.parameters()])
+        outer.zero_grad()
+        reptile(batch).loss.backward()
+        outer.step()
+        for i, p in enumerate(model.parameters()):
+            mean_change = torch.stack([a[i] - theta[i] for a in adapted]).mean(0)
+            torch.testing.assert_close(p.detach(), theta[i] + mean_change, rtol=1e-9, atol=1e-10)
+    assert int(reptile.carried.get_buffer("steps_done")) == 2 * 3 * 2
+
+    carried = {k: v.clone() for k, v in reptile.carried.state_dict().items()}
+    out = reptile.evaluate(batches[0])
+    for key, value in reptile.carried.state_dict().items():
+        torch.testing.assert_close(value, carried[key], rtol=0, atol=0)
+    with torch.no_grad():
+        for p, start in zip(task_model.parameters(), model.parameters(), strict=True):
+            p.copy_(start)
+    for _ in range(3):
+        torch_adam.zero_grad()
+        F.cross_entropy(task_model(batches[0].support_x[0]), batches[0].support_y[0]).backward()
+        torch_adam.step()
+    torch.testing.assert_close(out.predictions[0], task_model(batches[0].query_x[0]))
+
+    restored = Reptile(copy.deepcopy(model), optimizer=ours, carry_state=True)
+    restored.load_state_dict(reptile.state_dict())
+    for key, value in restored.carried.state_dict().items():
+        torch.testing.assert_close(value, carried[key], rtol=0, atol=0)
+
+
 def test_minibatches_walk_through_permutations_of_the_support_set():
     torch.manual_seed(0)
     walks = minibatch_indices(num_tasks=2, support_size=6, batch_size=4, steps=5)
