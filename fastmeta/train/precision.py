@@ -3,11 +3,15 @@ TensorFloat-32) or ``bf16`` (autocast to bfloat16 on any device).
 
 Measured on 5-way 1-shot Omniglot shapes (docs/PERFORMANCE.md): bf16 moves the second-order
 meta-gradient by tens of percent, so it is a speed option to validate on the task at hand, not a
-free one.
+free one. It is only faster where the hardware computes in bfloat16: on a CPU without AVX512-BF16
+or AMX, torch runs bf16 convolutions on its slow reference kernels (a Conv4 MAML meta-step was 3.6x
+slower than float32 on such a CPU), so asking for bf16 there warns once.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -16,6 +20,31 @@ import torch
 
 Precision = Literal["float32", "tf32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (CUDA: torch says; CPU: AVX512-BF16 or
+    AMX, as torch's CPU capability probe reports them)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return True  # other accelerators: trust the user
+    try:
+        capability = torch._C._cpu._get_cpu_capability()
+    except AttributeError:  # an older torch without the probe: cannot tell, do not warn
+        return True
+    return bool(capability.get("avx512_bf16") or capability.get("amx_bf16"))
+
+
+@functools.cache
+def _warn_without_native_bf16(device_type: str) -> None:
+    warnings.warn(
+        f"train.precision=bf16 on a {device_type} without native bfloat16 (no AVX512-BF16 or "
+        "AMX): torch falls back to slow kernels, so this runs slower than float32; use "
+        "train.precision=float32 here",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 @contextmanager
@@ -30,6 +59,8 @@ def precision(mode: str, device: torch.device, cache: bool = True) -> Iterator[N
     if mode not in PRECISIONS:
         raise ValueError(f"unknown precision {mode!r}; choose one of {', '.join(PRECISIONS)}")
     if mode == "bf16":
+        if not native_bf16(device):
+            _warn_without_native_bf16(device.type)
         with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache):
             yield
         return

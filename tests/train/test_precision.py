@@ -3,6 +3,8 @@ and the trainer runs and reports it."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -55,3 +57,22 @@ def test_trainer_trains_in_bf16_and_reports_it(tmp_path):
     report = Trainer.create(config, tmp_path, progress_bar=False).fit()
     assert report["train_precision"] == "bf16" and report["iterations"] == 5
     assert report["loss"]["non_finite"] == 0
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
+    from fastmeta.train import precision as module
+
+    probe = {"avx512_bf16": native, "amx_bf16": False}
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe)
+    module._warn_without_native_bf16.cache_clear()
+    cpu = torch.device("cpu")
+    assert module.native_bf16(cpu) is native
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            with precision("bf16", cpu):
+                assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    slow = [w for w in caught if "without native bfloat16" in str(w.message)]
+    assert len(slow) == (0 if native else 1)
+    module._warn_without_native_bf16.cache_clear()
