@@ -71,7 +71,7 @@ NAMES = sorted(set(algorithm_specs()) - {"cavia"})
 # a meta-step of these takes 5-20 s here (load ~9): the slow suite runs them
 SLOW = {"imaml", "mamlpp", "anil", "boil", "metasgd", "reptile"}
 METHODS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES]
-HF_FAST = {"protonet", "maml", "relation", "metaoptnet-svm"}
+HF_FAST = {"protonet", "relation", "metaoptnet-svm"}
 HF_METHODS = [n if n in HF_FAST else pytest.param(n, marks=pytest.mark.slow) for n in NAMES]
 
 

@@ -1,0 +1,60 @@
+"""Embed every image of a store once: batched, without gradients, in eval mode, with progress."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from fastmeta.data.store import ImageStore
+
+
+def used_turns(store: ImageStore) -> list[int]:
+    """The quarter turns (0-3) that some class of ``store`` is seen at, in increasing order."""
+    return sorted(set(store.class_turns.tolist()))
+
+
+def embed_store(
+    network: nn.Module,
+    store: ImageStore,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Tensor:
+    """Features ``[T * N, D]`` (float32, on the CPU) of the ``N`` images of ``store`` at each of
+    its ``T`` used rotations (:func:`used_turns`; one block of ``N`` rows per turn, like
+    :meth:`ImageStore.gather`'s layout), from ``network`` in eval mode without gradients; the
+    network's mode is restored afterwards."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    turns = used_turns(store)
+    count = store.images.shape[0]
+    training = network.training
+    network.eval()
+    blocks: list[Tensor] = []
+    bar = tqdm(
+        total=count * len(turns), desc="embedding images", unit="img", file=sys.stderr,
+        disable=None if progress else True,
+    )  # fmt: skip
+    try:
+        with torch.no_grad():
+            for turn in turns:
+                for start in range(0, count, batch_size):
+                    images = store.images[start : start + batch_size].to(device)
+                    x = images.float().mul_(1.0 / 255.0)
+                    if turn:
+                        x = torch.rot90(x, turn, dims=(2, 3))
+                    out = network(x)
+                    if out.dim() != 2:
+                        raise ValueError(
+                            f"{type(network).__name__} gives {tuple(out.shape[1:])} per image; "
+                            "frozen features need an embedding network ([N, D])"
+                        )
+                    blocks.append(out.float().cpu())
+                    bar.update(images.shape[0])
+    finally:
+        bar.close()
+        network.train(training)
+    return torch.cat(blocks)
