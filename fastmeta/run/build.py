@@ -78,10 +78,15 @@ def build_sources(
     if data.train_classes == "trainval":
         train = ImageStore.concat([train, stores["val"]])
     train, val, test = (store.to(device) for store in (train, stores["val"], stores["test"]))
+    episodes = TaskSet.from_store(
+        train, s.ways, s.shots, s.queries, s.meta_batch, config.seed, transform
+    )
+    if data.augment != "none":  # training episodes only
+        from fastmeta.data.augment import AugmentedTaskSet
+
+        episodes = AugmentedTaskSet(train, episodes.sampler, data.augment, s.meta_batch, transform)
     return Sources(
-        train=TaskSet.from_store(
-            train, s.ways, s.shots, s.queries, s.meta_batch, config.seed, transform
-        ),
+        train=episodes,
         val=TaskSet.from_store(val, ways, shots, queries, e.batch_size, e.seed + 1, transform),
         test=TaskSet.from_store(test, ways, shots, queries, e.batch_size, e.seed, transform),
         input_shape=train.image_shape,

@@ -97,7 +97,7 @@ def resolve_data(data: DataConfig) -> DataConfig:
             f"data.dataset={data.dataset!r} is not valid; choose one of {', '.join(DATASETS)}"
         ) from None
     if info.image_size is None:  # generated tasks: no image settings
-        images = {"root": None, "image_size": None, "train_classes": "train"}
+        images = {"root": None, "image_size": None, "train_classes": "train", "augment": "none"}
         given = [k for k, default in images.items() if getattr(data, k) != default]
         if given:
             raise ValueError(
