@@ -172,7 +172,8 @@ class AutoPlan:
         s = self.survey
         files = sum(s.files_per_class.values())
         side = f"about {s.side} px" if s.side else "sizes unknown"
-        threads = f", {torch.get_num_threads()} threads" if self.device == "cpu" else ""
+        count = torch.get_num_threads()
+        threads = f", {count} thread{'s' * (count > 1)}" if self.device == "cpu" else ""
         load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
         return "\n".join([
             "settings chosen for this folder and machine (no preset named; any key=value "
