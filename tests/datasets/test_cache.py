@@ -3,6 +3,7 @@ damage tolerated, the earlier single-file layout read once and replaced."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -140,6 +141,22 @@ def test_fingerprint_names_matches_fingerprint_and_lists_the_missing(tmp_path: P
     assert missing == ["images/gone.jpg"] and with_gap == digest
     with pytest.raises(FileNotFoundError, match=r"gone\.jpg"):
         fingerprint(tmp_path, [tmp_path / "images" / "gone.jpg"])
+
+
+def test_fingerprint_orders_paths_component_by_component(tmp_path: Path) -> None:
+    """The digest of existing caches depends on the order: paths sorted as lists of components
+    ("a/c" before "a-b", since "a" < "a-b"), which a plain string sort would not give."""
+    names = ["a-b", "a/c", "a.b/c", "a/a", "b", "ab/x"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    lines = []
+    for name in sorted(names, key=lambda n: n.split("/")):
+        stat = os.stat(tmp_path / name)
+        lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n")
+    expected = hashlib.sha256("".join(lines).encode()).hexdigest()
+    assert sorted(names) != sorted(names, key=lambda n: n.split("/"))
+    assert fingerprint_names(tmp_path, list(reversed(names)))[0] == expected
 
 
 def test_unwritable_cache_still_returns_data(tmp_path: Path) -> None:
