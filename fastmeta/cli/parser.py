@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_catalog_commands(commands)
     add_data_commands(commands)
     _add_inference_commands(commands)
+    from fastmeta.rl.cli import add_rl_commands  # imports no torch either
+
+    add_rl_commands(commands)
     return parser
 
 

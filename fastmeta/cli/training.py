@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train on one process, or on each process that torchrun started (rank 0 reports)."""
+    """Train on one process, or on each process that torchrun started (rank 0 reports); a
+    meta-RL preset or run is handed to ``fastmeta rl train``."""
+    from fastmeta.rl.cli import is_rl_preset, is_rl_run, train_rl
+
+    if is_rl_preset(args.preset) or is_rl_run(args.resume):
+        return train_rl(args)
     from fastmeta.train.distributed import PeerFailureError, distributed_session
 
     with distributed_session(args.dist_timeout) as session:
@@ -138,6 +143,10 @@ def _auto_settings(folder: Path, overrides: list[str], reports: bool) -> list[st
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from fastmeta.rl.cli import eval_rl, is_rl_run
+
+    if is_rl_run(args.run_dir):
+        return eval_rl(args)
     from fastmeta.train.report import format_report
     from fastmeta.train.trainer import Trainer
 

@@ -153,3 +153,28 @@ def test_navigation_presets_take_a_meta_step(preset, float64):
     before = [p.detach().clone() for p in policy.parameters()]
     algorithm.meta_step(tasks, 0, Share.of(4))
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+
+
+def test_the_fastmeta_command_hands_rl_presets_and_runs_over(tmp_path, capsys):
+    from fastmeta.cli import main as fastmeta_main
+
+    run = tmp_path / "run"
+    tiny = [
+        "env.horizon=6",
+        "policy.hidden=[4]",
+        "sampling.meta_batch=2",
+        "sampling.episodes=2",
+        "train.iterations=1",
+        "eval.tasks=2",
+        "eval.episodes=2",
+        "eval.batch_tasks=2",
+    ]
+    argv = ["train", "maml-trpo-navigation", *tiny, "--out", str(run), "--no-progress"]
+    assert fastmeta_main(argv) == 0 and is_rl_run(run)
+    assert fastmeta_main(["eval", str(run), "--name", "again"]) == 0
+    assert (run / "again.json").is_file()
+    # the meta-RL trainer's own rule (the supervised one would extend the run): handed over
+    assert fastmeta_main(["train", "--resume", str(run), "train.iterations=2"]) == 2
+    assert "continues a run as configured" in capsys.readouterr().err
+    assert fastmeta_main(["rl", "presets"]) == 0
+    assert "maml-trpo-navigation" in capsys.readouterr().out
