@@ -16,6 +16,20 @@ def used_turns(store: ImageStore) -> list[int]:
     return sorted(set(store.class_turns.tolist()))
 
 
+def check_batch_independent(network: nn.Module) -> None:
+    """Refuse a network whose BatchNorm uses batch statistics (fastmeta's conv4 and resnet12
+    do, as in the papers): an image's features would depend on the images embedded with it,
+    so features of single images are not defined."""
+    for name, module in network.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+            raise ValueError(
+                f"{type(network).__name__}'s BatchNorm {name or '(top)'} uses batch statistics, so "
+                "an image's features depend on the images embedded with it: frozen features need "
+                "a network with running statistics (a timm: or hf: backbone); score such a network "
+                "on image episodes instead (each episode embedded in one call)"
+            )
+
+
 def embed_store(
     network: nn.Module,
     store: ImageStore,
@@ -26,9 +40,11 @@ def embed_store(
     """Features ``[T * N, D]`` (float32, on the CPU) of the ``N`` images of ``store`` at each of
     its ``T`` used rotations (:func:`used_turns`; one block of ``N`` rows per turn, like
     :meth:`ImageStore.gather`'s layout), from ``network`` in eval mode without gradients; the
-    network's mode is restored afterwards."""
+    network's mode is restored afterwards. A network with batch-statistics BatchNorm is refused
+    (:func:`check_batch_independent`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_independent(network)
     turns = used_turns(store)
     count = store.images.shape[0]
     training = network.training

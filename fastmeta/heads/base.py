@@ -26,22 +26,26 @@ class ImageHead(Protocol):
     def adapt(self, encoder: nn.Module, batch: TaskBatch, ways: int) -> Tensor: ...
 
 
-def embed_episodes(encoder: nn.Module, batch: TaskBatch, chunk: int = 256) -> tuple[Tensor, Tensor]:
-    """``(support [B, S, D], query [B, Q, D])``: every image of ``batch`` through ``encoder``
-    in eval mode without gradients (so a query's features never depend on the others'), in
-    chunks of ``chunk`` images; the encoder's mode is restored."""
-    tasks, shots = batch.support_y.shape
-    queries = batch.query_y.shape[1]
-    images = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
+def embed_episodes(encoder: nn.Module, batch: TaskBatch) -> tuple[Tensor, Tensor]:
+    """``(support [B, S, D], query [B, Q, D])``: each episode's images through ``encoder`` in
+    one call, in eval mode without gradients; the encoder's mode is restored. With running
+    BatchNorm statistics (pretrained backbones) a query's features never depend on the other
+    images; a network with batch statistics (fastmeta's conv4, resnet12) sees the episode, as
+    the metric learners' own evaluation does."""
+    shots = batch.support_y.shape[1]
     training = encoder.training
     encoder.eval()
     try:
         with torch.no_grad():
-            out = torch.cat([encoder(images[i : i + chunk]) for i in range(0, len(images), chunk)])
+            out = torch.stack(
+                [
+                    encoder(torch.cat([sx, qx]))
+                    for sx, qx in zip(batch.support_x, batch.query_x, strict=True)
+                ]
+            )
     finally:
         encoder.train(training)
-    split = tasks * shots
-    return out[:split].view(tasks, shots, -1), out[split:].view(tasks, queries, -1)
+    return out[:, :shots], out[:, shots:]
 
 
 def episode_ways(batch: TaskBatch) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -45,3 +46,11 @@ def test_embedding_restores_the_mode_and_takes_no_gradient():
     s, net = store(), encoder().train()
     out = embed_store(net, s, progress=False)
     assert net.training and not out.requires_grad and out.shape == (40, 7)
+
+
+def test_batch_statistics_networks_are_refused():
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False), nn.Flatten()
+    )
+    with pytest.raises(ValueError, match="uses batch statistics, so an image's features depend"):
+        embed_store(net, store(), progress=False)
