@@ -19,7 +19,8 @@ exactly the images it would have seen. Only training episodes are augmented
 
 Differences from torchvision, kept for speed and determinism: the jitter is applied in a fixed
 order (brightness, contrast, saturation; torchvision shuffles it), and resizing is bilinear
-without antialiasing.
+without antialiasing. Crops are cut one image at a time (slices are cheap; a batched gather is
+not, on a CPU).
 """
 
 from __future__ import annotations
@@ -94,18 +95,18 @@ def augment_images(images: Tensor, keys: Tensor, policy: Policy) -> Tensor:
 
 def _pad_crop(x: Tensor, bits: Tensor, padding: int) -> Tensor:
     """A crop of the zero-padded image at offsets in ``0 .. 2 * padding`` (both inclusive)."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     padded = F.pad(x, (padding, padding, padding, padding))
-    offsets = below(bits, 2 * padding + 1)
-    rows = (offsets[:, 0:1] + torch.arange(h, device=x.device)).view(n, h, 1)
-    cols = (offsets[:, 1:2] + torch.arange(w, device=x.device)).view(n, 1, w)
-    picked = padded[torch.arange(n, device=x.device).view(n, 1, 1), :, rows, cols]
-    return picked.permute(0, 3, 1, 2).contiguous()  # [N, H, W, C] -> [N, C, H, W]
+    offsets = below(bits, 2 * padding + 1).tolist()
+    # One slice per image: far cheaper on a CPU than one gather with four index tensors.
+    return torch.stack(
+        [image[:, r : r + h, c : c + w] for image, (r, c) in zip(padded, offsets, strict=True)]
+    )
 
 
 def _resized_crop(x: Tensor, bits: Tensor) -> Tensor:
     """torchvision's RandomResizedCrop box (the first of ``_ATTEMPTS`` draws that fits, else
-    the whole image), resized back to the image's size bilinearly."""
+    the whole image), cut out and resized back to the image's size bilinearly."""
     n, _, h, w = x.shape
     draws = bits.view(n, _ATTEMPTS, 4)
     area = h * w * (SCALE[0] + (SCALE[1] - SCALE[0]) * unit_interval(draws[..., 0]))
@@ -120,33 +121,32 @@ def _resized_crop(x: Tensor, bits: Tensor) -> Tensor:
     box_h = torch.where(first >= 0, box_h.gather(1, chosen).squeeze(1), h)
     top = below(draws[..., 2].gather(1, chosen).squeeze(1), h - box_h + 1)
     left = below(draws[..., 3].gather(1, chosen).squeeze(1), w - box_w + 1)
-    # The box in grid_sample's [-1, 1] coordinates (align_corners=False): output pixel centres
-    # land on the box's pixel grid, stretched to the whole image.
-    theta = x.new_zeros(n, 2, 3)
-    theta[:, 0, 0] = box_w.to(x.dtype) / w
-    theta[:, 0, 2] = (2 * left + box_w).to(x.dtype) / w - 1
-    theta[:, 1, 1] = box_h.to(x.dtype) / h
-    theta[:, 1, 2] = (2 * top + box_h).to(x.dtype) / h - 1
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    boxes = torch.stack([top, left, box_h, box_w], 1).tolist()
+    crops = [
+        F.interpolate(image[None, :, y : y + bh, z : z + bw], size=(h, w), mode="bilinear")
+        for image, (y, z, bh, bw) in zip(x, boxes, strict=True)
+    ]
+    return torch.cat(crops)
+
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, torchvision's rgb_to_grayscale
 
 
 def _grey(x: Tensor) -> Tensor:
-    """ITU-R 601-2 luma (torchvision's rgb_to_grayscale) as ``[N, 1, H, W]``; grey stays grey."""
+    """The luma of RGB images (the mean of other channel counts) as ``[N, 1, H, W]``."""
     if x.shape[1] != 3:
         return x.mean(1, keepdim=True)
-    r, g, b = x.unbind(1)
-    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+    return (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def _jitter(x: Tensor, bits: Tensor) -> Tensor:
     """Brightness, contrast and saturation, each blended by a factor in ``1 +- JITTER``."""
     factors = (1 - JITTER + 2 * JITTER * unit_interval(bits)).to(x.dtype).view(-1, 3, 1, 1, 1)
-    x = (x * factors[:, 0]).clamp(0, 1)
+    x = (x * factors[:, 0]).clamp_(0, 1)
     mean = _grey(x).mean((1, 2, 3), keepdim=True)
-    x = (factors[:, 1] * x + (1 - factors[:, 1]) * mean).clamp(0, 1)
+    x = torch.lerp(mean.expand_as(x), x, factors[:, 1]).clamp_(0, 1)
     if x.shape[1] == 3:
-        x = (factors[:, 2] * x + (1 - factors[:, 2]) * _grey(x)).clamp(0, 1)
+        x = torch.lerp(_grey(x).expand_as(x), x, factors[:, 2]).clamp_(0, 1)
     return x
 
 
