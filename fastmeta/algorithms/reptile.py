@@ -196,6 +196,15 @@ class Reptile(InnerLoopLearner):
         scores.loss = surrogate.mean()
         return scores
 
+    def counted_work(self, task: TaskBatch) -> None:
+        """What ``"auto"`` weighs for a one-task batch: the training forward, or on a support
+        set smaller than ``inner_batch`` (a test episode, which the training forward cannot
+        walk in mini-batches) the test-time adaptation."""
+        if self.inner_batch is not None and task.support_x.shape[1] < self.inner_batch:
+            self.run(task, steps=self.test_steps, first_order=True)
+        else:
+            self.forward(task)
+
     def one_after_another(
         self, task_fn: Callable[..., tuple[Tensor, ...]], walk: TaskBatch
     ) -> tuple[Tensor, ...]:

@@ -191,6 +191,15 @@ def test_evaluate_adapts_on_the_whole_support_and_scores_queries(float64):
         torch.testing.assert_close(out.task_losses[t], F.cross_entropy(logits, batch.query_y[t]))
 
 
+def test_auto_evaluates_test_episodes_smaller_than_the_inner_batch():
+    """The preset trains on 50 support images in mini-batches of 10 and tests on 5: "auto"
+    weighs the test episode by its adaptation, not by a training forward it cannot run."""
+    torch.manual_seed(0)
+    reptile = Reptile(Conv4(1, 3, hidden=4, blocks=1), steps=2, test_steps=3, inner_batch=4)
+    out = reptile.evaluate(random_classification_batch(tasks=2, ways=3, shots=1, queries=2))
+    assert out.predictions.shape[:2] == (2, 6)
+
+
 def test_settings_reptile_ignores_are_refused():
     config = apply_overrides(load_config("reptile-omniglot-5w1s"), ["algorithm.adapt=[head]"])
     with pytest.raises(ValueError, match=r"leave algorithm\.adapt unset"):
