@@ -13,6 +13,7 @@ from fastmeta.data.taskset import TaskSet
 from fastmeta.features.episodes import FeatureStore, FeatureTaskSet
 from fastmeta.features.extract import embed_store
 from fastmeta.heads.compare import compare_heads
+from fastmeta.heads.finetune import FineTune
 from fastmeta.heads.registry import HEADS, head, needs_images
 
 FEATURE_HEADS = {n: h for n, h in HEADS.items() if not needs_images(h)}
@@ -37,21 +38,23 @@ def test_feature_and_image_episodes_score_the_same():
     on_features = compare_heads(
         FEATURE_HEADS, FeatureTaskSet.from_features(features, 4, 2, 3, 10, seed=5).evaluation(10)
     )
+    cheap = {n: HEADS[n] for n in ("prototypes", "prototypes-cosine", "ridge")}
     on_images = compare_heads(
-        FEATURE_HEADS, TaskSet.from_store(store, 4, 2, 3, 10, seed=5).evaluation(10), encoder()
+        cheap, TaskSet.from_store(store, 4, 2, 3, 10, seed=5).evaluation(10), encoder()
     )
     for name in FEATURE_HEADS:
         assert on_features[name].shape == (10,)
-        torch.testing.assert_close(on_features[name], on_images[name], msg=name)
         # Chen et al.'s SGD probe (200 steps of lr 0.01 here) is still short of the others
         assert on_features[name].mean() > (0.6 if name == "linear-probe" else 0.9), name
+    for name in cheap:
+        torch.testing.assert_close(on_features[name], on_images[name], msg=name)
 
 
 def test_image_heads_run_on_images_and_refuse_features():
     store = separable_store()
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8))
     images = TaskSet.from_store(store, 3, 2, 2, 4, seed=1).evaluation(4)
-    scores = compare_heads({"finetune": head("finetune")}, images, net)
+    scores = compare_heads({"finetune": FineTune(steps=3)}, images, net)
     assert scores["finetune"].shape == (4,)
     features = FeatureStore(embed_store(net, store, progress=False), store)
     with pytest.raises(ValueError, match="cannot run on frozen features"):
