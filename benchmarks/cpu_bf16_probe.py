@@ -73,8 +73,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     capability = torch._C._cpu._get_cpu_capability()
-    print(f"torch {torch.__version__}, capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"avx512_bf16 {capability.get('avx512_bf16')}, amx_bf16 {capability.get('amx_bf16')}")  # fmt: skip
+    native = f"avx512_bf16 {capability.get('avx512_bf16')}, amx_bf16 {capability.get('amx_bf16')}"
+    print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {native}")
     for second_order in (True, False):
         task = maml_task(second_order)
         times = [seconds(in_precision(task, bf16), args.repeats) for bf16 in (False, True)]
