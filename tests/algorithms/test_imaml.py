@@ -213,6 +213,7 @@ def test_bad_settings_are_refused(kwargs, message):
         IMAML(MLP(1, [4], 1), **kwargs)
 
 
+@pytest.mark.slow  # minutes with the authors' computation (430 s on the shared 2-core VM)
 @pytest.mark.skipif(
     not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA to the folder holding omniglot/"
 )
