@@ -155,6 +155,8 @@ def test_commands_run(
     for needed in NEEDS.get(page, ()):
         if not base or not (Path(base) / needed).is_dir():
             pytest.skip(f"set FASTMETA_DATA to a folder holding {needed}/ (the real files)")
+    if base:  # a relative FASTMETA_DATA (CI's ../shared/data) must survive the chdir below
+        monkeypatch.setenv("FASTMETA_DATA", str(Path(base).resolve()))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("FASTMETA_CACHE", os.environ.get("FASTMETA_CACHE", str(tmp_path / "cache")))
