@@ -106,7 +106,7 @@ def test_a_missing_plot_extra_is_one_line_before_any_work(
     assert not out.exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="refused only without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with one accepts it")
 @pytest.mark.parametrize("command", ["adapt", "export"])
 def test_device_cuda_without_cuda_is_one_line(
     command: str, run_dir: Path, new: Path, capsys: pytest.CaptureFixture[str]
