@@ -208,6 +208,7 @@ def test_settings_reptile_ignores_are_refused():
         Reptile(Conv4(1, 3, hidden=4, blocks=1), steps=0)
 
 
+@pytest.mark.slow  # minutes with the preset's carried Adam and 50 test steps (156 s here)
 @pytest.mark.skipif(not os.environ.get("FASTMETA_DATA"), reason="set FASTMETA_DATA (real Omniglot)")
 def test_reptile_learns_on_real_omniglot(tmp_path):
     """40 iterations, 10 test steps: measured 59.0 +- 4.7 % on 100 test episodes (2026-11-26,
