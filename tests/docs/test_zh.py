@@ -12,7 +12,6 @@ the test's own environment.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shlex
@@ -22,6 +21,7 @@ import pytest
 
 from fastmeta.cli import main as fastmeta_main
 from fastmeta.datasets import patterns
+from tests.miniimagenet_subset import link_subset
 
 ROOT = Path(__file__).resolve().parents[2]
 ZH = ROOT / "docs" / "zh"
@@ -111,25 +111,7 @@ def small_miniimagenet(base: Path) -> Path:
     """A copy of the real mini-ImageNet layout with the first 2 real images of the first 5
     classes of each split (links to the real files)."""
     real = Path(os.environ["FASTMETA_DATA"]) / "miniimagenet"
-    root = base / "miniimagenet"
-    (root / "images").mkdir(parents=True)
-    for split in ("train", "val", "test"):
-        with open(real / "splits" / f"{split}.csv", newline="") as handle:
-            rows = list(csv.reader(handle))[1:]
-        chosen: dict[str, list[str]] = {}
-        for filename, label in rows:
-            if len(chosen) < 5 or label in chosen:
-                files = chosen.setdefault(label, [])
-                if len(files) < 2:
-                    files.append(filename)
-        with open(root / f"{split}.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["filename", "label"])
-            for label, files in chosen.items():
-                for filename in files:
-                    writer.writerow([filename, label])
-                    (root / "images" / filename).symlink_to(real / "images" / filename)
-    return root
+    return link_subset(real, base / "miniimagenet", per_class=2)
 
 
 def run_command(command: str, extra: list[str]) -> int:

@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 import torch
 
+from tests.miniimagenet_subset import link_subset
+
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
 
@@ -119,24 +121,7 @@ def small_miniimagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     real = data_root("miniimagenet")
     if not (real / "images").is_dir():
         pytest.skip("the real mini-ImageNet images are needed (miniimagenet/images/)")
-    root = tmp_path / "miniimagenet"
-    (root / "images").mkdir(parents=True)
-    for split in ("train", "val", "test"):
-        with open(real / "splits" / f"{split}.csv", newline="") as handle:
-            rows = list(csv.reader(handle))[1:]
-        chosen: dict[str, list[str]] = {}
-        for filename, label in rows:
-            if len(chosen) < 5 or label in chosen:
-                files = chosen.setdefault(label, [])
-                if len(files) < 6:
-                    files.append(filename)
-        with open(root / f"{split}.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["filename", "label"])
-            for label, files in chosen.items():
-                for filename in files:
-                    writer.writerow([filename, label])
-                    (root / "images" / filename).symlink_to(real / "images" / filename)
+    root = link_subset(real, tmp_path / "miniimagenet", per_class=6)
     monkeypatch.setenv("FASTMETA_CACHE", str(tmp_path / "cache"))
     return root
 
