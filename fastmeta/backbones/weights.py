@@ -7,6 +7,13 @@ backbone (``module.`` from DataParallel, a task model's ``vit.`` before a transf
 backbone) is removed; a published classifier (timm's ``head.``/``fc.``, keys outside the
 backbone's prefix) is left out. Any other difference (a missing or unexpected key, a shape that
 differs) is refused in one line that lists them, and the network is left unchanged.
+
+A fastmeta run directory (its ``best.pt``, else its newest checkpoint) or one of its checkpoint
+files gives the network of that run: the learner's weights under the prefix that names the
+network (``encoder.``, ``backbone.``, ``model.``), without a classifier the network here does
+not have (Baseline's training classifier, the gradient family's ways-wide head; a network
+here with such a head keeps its initial one). This is how a
+pretrained run starts the next stage (pretrain, then meta-train, docs/BACKBONES.md).
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from torch import Tensor, nn
 
 from fastmeta.backbones.errors import BackboneError
 from fastmeta.backbones.extras import import_extra
+from fastmeta.run.checkpoint import FORMAT
 
 _SHOWN = 4
 
 
 def read_state(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of ``path``, by name."""
+    """The tensors of ``path``, by name (a run's learner's, for a fastmeta run or checkpoint)."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        return _run_state(path, file)
     if not file.is_file():
         raise BackboneError(f"model.weights={path}: no such file")
     if file.suffix == ".safetensors":
@@ -46,6 +56,8 @@ def read_state(path: str | Path) -> dict[str, Tensor]:
                 f"({type(error).__name__}: {first[:200]}); save it with "
                 "torch.save(model.state_dict(), PATH) or as .safetensors"
             ) from None
+    if isinstance(state, Mapping) and state.get("format") == FORMAT:
+        return _run_state(path, file)
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -67,6 +79,8 @@ def fit_state(
     one of ``ignore`` are left out."""
     own = module.state_dict()
     state = dict(state)
+    if any(k.startswith(_LEARNER) for k in state):
+        state = _network_of_learner(state, own)
     for prefix in ("module.", *prefixes):
         if any(k.startswith(prefix) for k in state) and not any(k in own for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -82,9 +96,12 @@ def load_weights(
 ) -> None:
     """Load ``path`` into ``module`` (see the module doc), or raise :class:`BackboneError`
     naming the missing and unexpected keys and the shapes that differ."""
-    state = fit_state(read_state(path), module, prefixes, ignore)
+    raw = read_state(path)
+    state = fit_state(raw, module, prefixes, ignore)
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    # a run's encoder may start a network with a ways-wide head: that head keeps its init
+    new_head = any(k.startswith(_LEARNER) for k in raw)
+    missing = [k for k in own if k not in state and not (new_head and k.startswith("head."))]
     unexpected = [k for k in state if k not in own]
     shapes = [
         f"{k}: file {list(v.shape)}, {what} {list(own[k].shape)}"
@@ -102,7 +119,51 @@ def load_weights(
             f"model.weights={path} does not fit {what}: {'; '.join(found)} (a file saved from "
             "the same model.name and settings fits)"
         )
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    module.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in state.items()}})
+
+
+_LEARNER = "fastmeta-learner."
+
+
+def _run_state(path: str | Path, file: Path) -> dict[str, Tensor]:
+    """The learner weights of a run directory's checkpoint, or of one checkpoint file, marked
+    with :data:`_LEARNER` so that :func:`fit_state` picks the network out of them."""
+    from fastmeta.run.checkpoint import CheckpointCorruptError, read_checkpoint
+    from fastmeta.run.directory import RunDirectory
+
+    checkpoint = RunDirectory(file).weights_file() if file.is_dir() else file
+    if checkpoint is None:
+        raise BackboneError(
+            f"model.weights={path} is a folder with no fastmeta checkpoint: give a run "
+            "directory that has trained, or a weights file"
+        )
+    try:
+        state, _ = read_checkpoint(checkpoint)
+    except CheckpointCorruptError as error:
+        raise BackboneError(f"model.weights={path}: {error}") from None
+    learner = state["algorithm"]
+    return {_LEARNER + k: v for k, v in learner.items() if isinstance(v, Tensor)}
+
+
+def _network_of_learner(
+    state: Mapping[str, Tensor], own: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """The keys of a learner's weights under the prefix (``encoder.``, ``model.backbone.``, ...)
+    that names most of ``own``, with prefix removed; a ``head.`` that ``own`` lacks is left out."""
+    learner = {k[len(_LEARNER) :]: v for k, v in state.items() if k.startswith(_LEARNER)}
+    prefixes = {
+        ".".join(k.split(".")[:n]) + "." for k in learner for n in range(1, 4) if k.count(".") > n
+    }
+    best: dict[str, Tensor] = learner
+    hits = sum(k in own for k in learner)
+    for prefix in sorted(prefixes):
+        under = {k[len(prefix) :]: v for k, v in learner.items() if k.startswith(prefix)}
+        found = sum(k in own for k in under)
+        if found > hits:
+            best, hits = under, found
+    if not any(k.startswith("head.") for k in own):
+        best = {k: v for k, v in best.items() if not k.startswith("head.")}
+    return best
 
 
 def _listed(count: int, noun: str, items: Sequence[str], plural: str | None = None) -> str:

@@ -99,3 +99,47 @@ def test_a_published_timm_checkpoint_loads_without_its_classifier(tmp_path, monk
 def test_pretrained_is_refused_for_a_builtin_network():
     with pytest.raises(BackboneError, match=r"model\.weights=PATH"):
         conv4(pretrained=True)
+
+
+def _run_with(tmp_path, learner: dict[str, torch.Tensor], name: str = "run"):
+    """A run directory whose one checkpoint holds ``learner`` as the algorithm's weights."""
+    from fastmeta.run.checkpoint import save_checkpoint
+
+    run = tmp_path / name
+    save_checkpoint(run, 7, {"algorithm": learner, "progress": {"step": 7}})
+    return run
+
+
+def test_a_run_directory_gives_its_network(tmp_path):
+    """A ProtoNets run's encoder, a Baseline run's backbone (its training classifier left out)
+    and a MAML run's network without its head load from the run directory or a checkpoint."""
+    source = conv4()
+    encoder = {f"encoder.{k}": v for k, v in source.state_dict().items()}
+    assert same(conv4(weights=str(_run_with(tmp_path, encoder, "proto"))), source)
+    baseline = {f"backbone.{k}": v for k, v in source.state_dict().items()}
+    baseline["classifier.weight"] = torch.zeros(64, 4)
+    run = _run_with(tmp_path, baseline, "baseline")
+    checkpoint = next((run / "checkpoints").glob("step-*.pt"))
+    assert same(conv4(weights=str(checkpoint)), source)
+    maml = build_network(ModelConfig(name="conv4", hidden=4), IMAGE, "logits", 5)
+    state = {f"model.{k}": v for k, v in maml.state_dict().items()}
+    loaded = conv4(weights=str(_run_with(tmp_path, state, "maml")))
+    assert all(torch.equal(v, maml.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+def test_a_new_head_keeps_its_initialisation_when_a_run_has_none(tmp_path):
+    source = conv4()
+    run = _run_with(tmp_path, {f"encoder.{k}": v for k, v in source.state_dict().items()})
+    torch.manual_seed(3)
+    fresh = build_network(ModelConfig(name="conv4", hidden=4), IMAGE, "logits", 5)
+    torch.manual_seed(3)
+    loaded = build_network(
+        ModelConfig(name="conv4", hidden=4, weights=str(run)), IMAGE, "logits", 5
+    )
+    assert torch.equal(loaded.head.weight, fresh.head.weight)
+    assert torch.equal(loaded.features[0][0].weight, source.features[0][0].weight)
+
+
+def test_a_folder_without_checkpoints_is_refused(tmp_path):
+    with pytest.raises(BackboneError, match="folder with no fastmeta checkpoint"):
+        conv4(weights=str(tmp_path))
