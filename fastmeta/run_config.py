@@ -230,6 +230,17 @@ class EvalConfig:
     allow_non_finite: bool = setting(
         False, "report a test whose episodes gave non-finite losses instead of failing it"
     )
+    heads: tuple[str, ...] = setting(
+        (),
+        "test-time heads also scored on the same episodes, from the method's embedding: "
+        "prototypes, prototypes-cosine, logistic, linear-probe, ridge, svm, finetune, "
+        "finetune-head (docs/BACKBONES.md)",
+    )
+
+    def __post_init__(self) -> None:
+        from fastmeta.heads.names import check_head_names
+
+        check_head_names(self.heads)
 
 
 @dataclass(frozen=True)

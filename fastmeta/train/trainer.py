@@ -69,6 +69,7 @@ from fastmeta.train.sharding import (
     local_batch,
 )
 from fastmeta.train.signals import Interrupted, StopRequests
+from fastmeta.train.test_heads import score_heads
 
 EVAL_SETTINGS = ("eval.", "sampler.test_", "algorithm.test_inner_steps")
 
@@ -586,8 +587,20 @@ class Trainer:
                 for k in self.config.eval.inner_steps
             }
 
+        heads: dict[str, torch.Tensor] = {}
+        if self.config.eval.heads:
+            heads = self.dist.on_main(
+                lambda: score_heads(
+                    self.algorithm, self.config.algorithm.name, self.sources.test, episodes,
+                    self.config.eval.heads, self.device,
+                ),
+                "scoring the test-time heads",
+            )  # fmt: skip
+            report["heads"] = {h: vars(summarize(values)) for h, values in heads.items()}
+
         def write() -> None:
-            write_episodes(self.run.episodes(name), scores)
+            columns = {**scores, **{f"head:{h}": values for h, values in heads.items()}}
+            write_episodes(self.run.episodes(name), columns)
             self.run.report(name).write_text(json.dumps(report, indent=2))
 
         self.dist.on_main(write, "writing the test report")
