@@ -103,6 +103,12 @@ def _add_training_commands(commands: argparse._SubParsersAction[argparse.Argumen
         "overrides", nargs="*", metavar="key=value",
         help="test protocol changes, e.g. sampler.test_queries=15 eval.episodes=1000",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--on",
+        metavar="DATA",
+        help="test on another dataset's test split: a dataset name or an image folder; "
+        "data.* settings then describe it (transfer, cross-domain)",
+    )
     evaluate.add_argument("--name", default="eval", help="report file name (default eval.json)")
     evaluate.add_argument("--final", action="store_true", help="use the last weights, not best")
     evaluate.add_argument(

@@ -150,13 +150,37 @@ def evaluate(args: argparse.Namespace) -> int:
     from fastmeta.train.report import format_report
     from fastmeta.train.trainer import Trainer
 
-    trainer = Trainer.resume(args.run_dir, progress_bar=False, eval_overrides=args.overrides)
+    target = [o for o in args.overrides if o.startswith("data.")]
+    if target and args.on is None:
+        raise ValueError(
+            f"{target[0]!r}: data.* settings describe the data given with --on DATA; the run's "
+            "own data cannot change after training"
+        )
+    protocol = [o for o in args.overrides if not o.startswith("data.")]
+    trainer = Trainer.resume(args.run_dir, progress_bar=False, eval_overrides=protocol)
+    if args.on is not None:
+        trainer.use_test_data([*_data_named(args.on), *target])
     report = trainer.test(
         use_best=not args.final, name=args.name, allow_untrained=args.allow_untrained
     )
     print(format_report(report))
     print(f"written: {trainer.run.report(args.name)}, {trainer.run.episodes(args.name)}")
     return 0
+
+
+def _data_named(name: str) -> list[str]:
+    """``--on``'s settings: a registered dataset by name, else an image folder."""
+    from fastmeta.datasets.registry import DATASETS
+
+    if name in DATASETS:
+        return [f"data.dataset={name}"]
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ValueError(
+            f"--on {name}: no dataset of that name ({', '.join(sorted(DATASETS))}) and no such "
+            "folder"
+        )
+    return ["data.dataset=folder", f"data.root={folder.resolve()}"]
 
 
 def plot(args: argparse.Namespace) -> int:

@@ -94,6 +94,23 @@ def build_sources(
     )
 
 
+def build_test_source(
+    config: RunConfig, device: torch.device
+) -> tuple[TaskSource, tuple[int, ...]]:
+    """The test episodes of ``config.data`` alone and one example's shape: another dataset's
+    test split, for testing a run trained elsewhere (``fastmeta eval RUN --on``). Its training
+    split is only read for what the test needs (a folder's normalisation)."""
+    from fastmeta.data.taskset import TaskSet
+
+    s, e = config.sampler, config.eval
+    ways, shots, queries = s.test_episodes()
+    test_only = replace(config, sampler=replace(s, ways=ways, shots=shots, queries=queries))
+    stores, transform = _stores(test_only, None)
+    test = stores["test"].to(device)
+    source = TaskSet.from_store(test, ways, shots, queries, e.batch_size, e.seed, transform)
+    return source, test.image_shape
+
+
 def _stores(
     config: RunConfig, folder_split: FolderSplit | None
 ) -> tuple[dict[str, ImageStore], Any]:

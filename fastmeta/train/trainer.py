@@ -20,7 +20,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +32,7 @@ from tqdm import tqdm
 from fastmeta.algorithms.base import MetaOutput
 from fastmeta.algorithms.inner_loop import InnerLoopLearner
 from fastmeta.algorithms.registry import algorithm_spec
+from fastmeta.datasets.registry import dataset_info
 from fastmeta.functional.params import uses_batch_statistics
 from fastmeta.run.build import (
     Sources,
@@ -39,14 +40,20 @@ from fastmeta.run.build import (
     build_model,
     build_optimizer,
     build_sources,
+    build_test_source,
     resolve_device,
 )
 from fastmeta.run.checkpoint import CheckpointMismatchError
 from fastmeta.run.directory import RunDirectory, fingerprint
 from fastmeta.run.folder_split import FolderSplit
 from fastmeta.run.resume import check_changes, describe, differences
-from fastmeta.run.settings import apply_run_overrides, resolve_config, upgrade_override
-from fastmeta.run_config import RunConfig
+from fastmeta.run.settings import (
+    apply_run_overrides,
+    image_size,
+    resolve_config,
+    upgrade_override,
+)
+from fastmeta.run_config import DataConfig, RunConfig
 from fastmeta.tasks import TaskBatch
 from fastmeta.train.cuda_graph import CapturedMetaStep
 from fastmeta.train.distributed import Distributed
@@ -130,6 +137,7 @@ class Trainer:
         np.random.seed(config.seed % 2**32)
         torch.manual_seed(config.seed)
         self.sources = sources or build_sources(config, self.device, folder_split)
+        self.tested_on: RunConfig | None = None  # another dataset's test split (use_test_data)
         model = build_model(config, self.sources.input_shape)
         self.algorithm = build_algorithm(
             config, model, self.sources.train_classes, self.sources.input_shape
@@ -537,6 +545,29 @@ class Trainer:
             return gather_scores(evaluate, source, episodes, self.dist)
 
     # ----------------------------------------------------------------- testing
+    def use_test_data(self, changes: Sequence[str]) -> None:
+        """Test on another dataset's test split (transfer, cross-domain): ``changes`` are
+        ``data.*`` settings of that data (``data.dataset=cub``, ``data.root=FOLDER``...) on top
+        of a fresh data section of the run's image size; the weights and protocol stay the run's.
+        """
+        wrong = [c for c in changes if not c.startswith("data.")]
+        if wrong:
+            raise ValueError(f"{wrong[0]!r}: the data to test on takes data.* settings only")
+        size = f"data.image_size={image_size(self.config.data)}"
+        fresh = replace(self.config, data=DataConfig())
+        target = resolve_config(apply_run_overrides(fresh, [size, *changes]))
+        if dataset_info(target.data.dataset).tasks is not None:
+            raise ValueError(f"data.dataset={target.data.dataset} has no images to test on")
+        source, shape = build_test_source(target, self.device)
+        if shape != self.sources.input_shape:
+            raise ValueError(
+                f"{target.data.dataset} gives examples of shape {list(shape)}, the run was "
+                f"trained on {list(self.sources.input_shape)}: set data.image_size or "
+                "data.channels to match"
+            )
+        self.sources = replace(self.sources, test=source)
+        self.tested_on = target
+
     def test(
         self,
         episodes: int | None = None,
@@ -567,6 +598,11 @@ class Trainer:
             test_inner_steps=self.config.algorithm.test_inner_steps if inner_loop else None,
             batch_statistics=uses_batch_statistics(self.algorithm),
         )  # fmt: skip
+        if self.tested_on is not None:
+            tested = self.tested_on.data
+            report["trained_on"] = report["dataset"]
+            report["dataset"] = tested.dataset + (f" {tested.root}" if tested.root else "")
+            report["split"] = "test"
         if best:
             report["checkpoint"] = f"best on validation (step {self.progress.best_step})"
         elif self.progress.step:
