@@ -101,12 +101,15 @@ class ReptileOptions:
 @dataclass(frozen=True)
 class ProtoNetOptions:
     """``algorithm.options`` of ``protonet``: the distance to the class means and a factor on
-    the logits (1 in the paper's Euclidean setting)."""
+    the logits (1 in the paper's Euclidean setting), fixed or meta-learned."""
 
     distance: Literal["squared_euclidean", "cosine"] = setting(
         "squared_euclidean", "distance of a query to the class means"
     )
     scale: float = setting(1.0, "factor on the logits (a temperature)", above=0)
+    learn_scale: bool = setting(
+        False, "meta-learn the factor from scale on (Meta-Baseline: cosine, scale 10)"
+    )
 
 
 @dataclass(frozen=True)

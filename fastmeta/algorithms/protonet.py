@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 
 
 def prototype_logits(
-    support: Tensor, support_y: Tensor, query: Tensor, ways: int, distance: str, scale: float
+    support: Tensor,
+    support_y: Tensor,
+    query: Tensor,
+    ways: int,
+    distance: str,
+    scale: float | Tensor,
 ) -> Tensor:
     """Logits ``[..., Q, ways]`` of query embeddings ``[..., Q, D]`` against the class means of
     support embeddings ``[..., S, D]`` (labels ``support_y [..., S]``)."""
@@ -45,6 +50,8 @@ class PrototypicalNetwork(MetricLearner):
         encoder: maps images ``[N, ...]`` to embeddings ``[N, D]``.
         distance: ``"squared_euclidean"`` (the paper) or ``"cosine"``.
         scale: multiplies the logits (a temperature; 1 for the paper's Euclidean setting).
+        learn_scale: meta-learn the factor, starting at ``scale`` (Meta-Baseline's learnable
+            temperature, Chen et al. 2021, with cosine distance and ``scale=10``).
         strategy, chunk_size: how tasks of a batch run (see :func:`map_tasks`).
     """
 
@@ -55,12 +62,15 @@ class PrototypicalNetwork(MetricLearner):
         scale: float = 1.0,
         strategy: str = "auto",
         chunk_size: int | None = None,
+        learn_scale: bool = False,
     ) -> None:
         super().__init__(encoder, strategy, chunk_size)
         if distance not in ("squared_euclidean", "cosine"):
             raise ValueError(f"distance must be 'squared_euclidean' or 'cosine', got {distance!r}")
         self.distance = distance
-        self.scale = scale
+        self.scale: float | nn.Parameter = (
+            nn.Parameter(torch.tensor(float(scale))) if learn_scale else scale
+        )
 
     def forward(self, batch: TaskBatch) -> MetaOutput:
         support, query = self.embed(batch)
@@ -74,7 +84,8 @@ class PrototypicalNetwork(MetricLearner):
         """A module scoring query images against this support set (for export)."""
         encoder = copy.deepcopy(self.encoder).eval()
         ways = int(support_y.max()) + 1
-        return PrototypeClassifier(encoder, support_x, support_y, ways, self.distance, self.scale)
+        scale = self.scale.detach().item() if isinstance(self.scale, Tensor) else self.scale
+        return PrototypeClassifier(encoder, support_x, support_y, ways, self.distance, scale)
 
 
 class PrototypeClassifier(nn.Module):
@@ -111,5 +122,6 @@ def build_protonet(
     """Prototypical Networks from a run's ``algorithm`` section; ``model`` is the embedding
     network."""
     return PrototypicalNetwork(
-        model, options.distance, options.scale, settings.strategy, settings.chunk_size
-    )
+        model, options.distance, options.scale, settings.strategy, settings.chunk_size,
+        options.learn_scale,
+    )  # fmt: skip

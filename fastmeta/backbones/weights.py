@@ -37,7 +37,7 @@ def read_state(path: str | Path) -> dict[str, Tensor]:
     if file.is_dir():
         return _run_state(path, file)
     if not file.is_file():
-        raise BackboneError(f"model.weights={path}: no such file")
+        raise BackboneError(f"model.weights={path}: no such file or run directory")
     if file.suffix == ".safetensors":
         safetensors = import_extra("safetensors.torch", "hf", f"model.weights={path}")
         try:

@@ -56,3 +56,30 @@ def test_evaluate_builds_no_graph():
 def test_bad_distance_is_refused():
     with pytest.raises(ValueError, match="squared_euclidean"):
         PrototypicalNetwork(Conv4(1, None), distance="manhattan")  # type: ignore[arg-type]
+
+
+def test_a_learned_scale_gets_the_gradient_of_the_loss_and_is_trained():
+    """Meta-Baseline's temperature: d loss / d scale against central finite differences in
+    float64, and an optimiser step moves it."""
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 6)).double()
+    batch = random_classification_batch(tasks=2, ways=3, shots=2, queries=2)
+    batch = type(batch)(
+        batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y
+    )
+    protonet = PrototypicalNetwork(encoder, distance="cosine", scale=10.0, learn_scale=True)
+    assert isinstance(protonet.scale, torch.nn.Parameter)
+    assert any(p is protonet.scale for p in protonet.parameters())
+    (grad,) = torch.autograd.grad(protonet(batch).loss, [protonet.scale])
+
+    def loss_at(scale: float) -> float:
+        fixed = PrototypicalNetwork(encoder, distance="cosine", scale=scale)
+        return fixed(batch).loss.detach().item()
+
+    h = 1e-5
+    numeric = (loss_at(10.0 + h) - loss_at(10.0 - h)) / (2 * h)
+    assert grad.item() == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+    optimizer = torch.optim.SGD([protonet.scale], lr=0.5)
+    protonet(batch).loss.backward()
+    optimizer.step()
+    assert protonet.scale.detach().item() != 10.0
