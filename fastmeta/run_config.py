@@ -190,7 +190,9 @@ class TrainConfig:
     fixed task shapes; not for methods with a schedule, see :mod:`fastmeta.train.cuda_graph`).
     """
 
-    iterations: int = setting(5000, "meta-steps to train", minimum=1)
+    iterations: int = setting(
+        5000, "meta-steps to train (0: none, a frozen backbone scored as it is)", minimum=0
+    )
     time_limit_minutes: float | None = setting(
         None, "stop after this much training time; unset: no limit"
     )

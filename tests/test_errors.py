@@ -108,6 +108,13 @@ def failed_start(*overrides: str) -> Callable[[Path, pytest.CaptureFixture[str]]
     return act
 
 
+def backbone_without_data(base: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    out = base / "run"
+    result = run(["train", "--backbone", "timm:resnet18", "--out", str(out)], capsys)
+    assert not out.exists()
+    return result
+
+
 def missing_data(base: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     out = base / "run"
     argv = ["train", "maml-omniglot-5w1s", f"data.root={base / 'nowhere'}", "--out", str(out)]
@@ -301,17 +308,17 @@ CASES = [
     ),
     Case(
         "6",
-        "`train.iterations=0`",
-        failed_start("train.iterations=0"),
-        2,
-        "train.iterations=0 must be at least 1",
-    ),
-    Case(
-        "6",
         "`train.iterations=-5`",
         failed_start("train.iterations=-5"),
         2,
-        "train.iterations=-5 must be at least 1",
+        "train.iterations=-5 must be at least 0",
+    ),
+    Case(
+        "6",
+        "`--backbone` without `--data`",
+        backbone_without_data,
+        2,
+        "--backbone goes with --data FOLDER",
     ),
     Case(
         "7",

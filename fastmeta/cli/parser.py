@@ -93,6 +93,12 @@ def _add_training_commands(commands: argparse._SubParsersAction[argparse.Argumen
         "--data", type=Path, metavar="FOLDER",
         help=f"train on your images: one sub-folder per class (default preset {FOLDER_PRESET})",
     )  # fmt: skip
+    train.add_argument(
+        "--backbone", metavar="NAME_OR_PATH",
+        help="with --data: a pretrained network used frozen, no meta-training (minutes): "
+        "timm:<arch> or hf:<id> (with model.pretrained=true or model.weights=PATH), or a "
+        "fastmeta run directory, whose network it takes",
+    )  # fmt: skip
     train.set_defaults(handler=_lazy("training", "train"))
 
     evaluate = commands.add_parser(

@@ -103,6 +103,11 @@ def _new_run_config(
     preset, overrides = args.preset, list(args.overrides)
     if preset is not None and "=" in preset:  # `train --data X key=value`: no preset named
         preset, overrides = None, [preset, *overrides]
+    if args.backbone is not None:
+        if args.data is None:
+            raise ValueError("--backbone goes with --data FOLDER (a frozen network on your images)")
+        overrides = [*_frozen_backbone(args.backbone), *overrides]
+        preset = preset or FOLDER_PRESET
     if args.data is not None:
         overrides = ["data.dataset=folder", f"data.root={args.data.resolve()}", *overrides]
         if preset is None:  # sized for this folder and machine
@@ -118,6 +123,42 @@ def _new_run_config(
     if reports:
         print(split.report())
     return config, split
+
+
+def _frozen_backbone(backbone: str) -> list[str]:
+    """``--backbone``'s settings: the network (a timm/hf name, or a fastmeta run's network
+    with its model settings), frozen and not meta-trained, scored by prototypes and logistic
+    regression on its embedding."""
+    from dataclasses import fields
+
+    from fastmeta.backbones.names import external
+    from fastmeta.run.directory import RunDirectory
+    from fastmeta.run.settings import image_size
+
+    frozen = ["model.freeze=all", "train.iterations=0", "train.val_every=0",
+              "eval.heads=[prototypes,logistic]"]  # fmt: skip
+    if external(backbone) is not None:
+        return [f"model.name={backbone}", "data.normalize=none", *frozen]
+    if not Path(backbone).expanduser().is_dir():
+        raise ValueError(
+            f"--backbone {backbone}: give timm:<architecture>, hf:<model id or config>, or a "
+            "fastmeta run directory"
+        )
+    trained = RunDirectory.of(backbone).read_config()
+    model = trained.model
+    kept = [f for f in fields(model) if f.name not in ("weights", "freeze", "pretrained")]
+    settings = [f"model.{f.name}={_yaml(getattr(model, f.name))}" for f in kept]
+    size = f"data.image_size={image_size(trained.data)}"  # the size its network learned at
+    return [*settings, size, f"model.weights={Path(backbone).expanduser().resolve()}", *frozen]
+
+
+def _yaml(value: object) -> str:
+    """``value`` as an override's right-hand side."""
+    if isinstance(value, tuple):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
 
 
 def _auto_settings(folder: Path, overrides: list[str], reports: bool) -> list[str]:

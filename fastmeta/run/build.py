@@ -188,11 +188,13 @@ def build_optimizer(
     spans ``train.iterations``)."""
     o = config.optimizer
     params = [p for p in algorithm.parameters() if p.requires_grad]
+    if not params and config.train.iterations == 0:  # a frozen network, never stepped
+        params = [nn.Parameter(torch.zeros(0))]
     if not params:
         raise ValueError(
             f"nothing to train: every parameter of {config.algorithm.name} is frozen "
             f"(model.freeze={config.model.freeze}); freeze up to a block instead, or score the "
-            "frozen backbone with fastmeta.heads on frozen features (docs/BACKBONES.md)"
+            "frozen network as it is with train.iterations=0 (docs/BACKBONES.md)"
         )
     if o.name == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(

@@ -382,6 +382,8 @@ class Trainer:
                     self.validate(log)  # the weights training ended with get their chance
                 if done_here and (saved != step or final):
                     self._save_checkpoint(step)
+                if t.iterations == 0 and self.run.weights_file() is None:
+                    self._save_checkpoint(0)  # the frozen network is the run's model
         finally:
             bar.close()
             if log is not None:
@@ -394,7 +396,9 @@ class Trainer:
         where = f"on {self.device}{threads}"
         if self.dist.active:
             where += f", {self.dist.world_size} processes"
-        if p.step:
+        if t.iterations == 0:
+            self.say(f"{self.run.path}: no meta-training (train.iterations=0), {where}")
+        elif p.step:
             self.say(f"{self.run.path}: resuming at step {p.step} of {t.iterations}, {where}")
         else:
             self.say(f"{self.run.path}: training {t.iterations} meta-steps {where}")
@@ -584,7 +588,8 @@ class Trainer:
         :class:`NonFiniteTestError` raised.
         """
         best = use_best and self.load_best()
-        if not best and self.progress.step == 0 and not allow_untrained:
+        frozen = self.config.train.iterations == 0
+        if not best and self.progress.step == 0 and not allow_untrained and not frozen:
             raise ValueError(
                 f"{self.run.path} holds no trained weights (no checkpoint yet): train it first, "
                 "or add --allow-untrained to score the random initialisation"
@@ -607,6 +612,8 @@ class Trainer:
             report["checkpoint"] = f"best on validation (step {self.progress.best_step})"
         elif self.progress.step:
             report["checkpoint"] = f"final (step {self.progress.step})"
+        elif frozen:
+            report["checkpoint"] = "the network as built (train.iterations=0: no meta-training)"
         else:
             report["checkpoint"] = "untrained (the random initialisation, --allow-untrained)"
         for metric, values in scores.items():
