@@ -128,7 +128,15 @@ def _add_training_commands(commands: argparse._SubParsersAction[argparse.Argumen
     plot.set_defaults(handler=_lazy("training", "plot"))
 
     reproduce = commands.add_parser("reproduce", help="run a set of presets and tabulate them")
-    reproduce.add_argument("presets", nargs="+", help="preset names")
+    reproduce.add_argument("presets", nargs="*", help="preset names")
+    reproduce.add_argument(
+        "--family", metavar="NAME",
+        help="every preset named <method>-NAME, e.g. omniglot-5w1s or miniimagenet-5w5s",
+    )  # fmt: skip
+    reproduce.add_argument(
+        "--existing", action="store_true",
+        help="train nothing: tabulate the runs in --out that have a report, list the others",
+    )  # fmt: skip
     reproduce.add_argument("--out", type=Path, default=Path("runs/reproduce"))
     reproduce.add_argument("--table", type=Path, help="also write the markdown table here")
     reproduce.add_argument("--no-progress", action="store_true")

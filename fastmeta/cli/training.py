@@ -236,9 +236,12 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def reproduce(args: argparse.Namespace) -> int:
-    from fastmeta.train.reproduce import reproduce
+    from fastmeta.train.reproduce import family_presets, reproduce
 
-    table = reproduce(args.presets, args.out, progress_bar=not args.no_progress)
+    if bool(args.presets) == bool(args.family):
+        raise ValueError("name the presets to reproduce, or one --family (not both)")
+    presets = family_presets(args.family) if args.family else args.presets
+    table = reproduce(presets, args.out, not args.no_progress, existing=args.existing)
     print(table)
     if args.table is not None:
         args.table.write_text(table)
