@@ -84,9 +84,7 @@ def format_report(report: dict[str, Any]) -> str:
     for steps, scores in report.get("by_inner_steps", {}).items():
         lines.append(f"  after {steps:>2} inner steps, query loss: " + _format_loss(scores["loss"]))
     for head, summary in report.get("heads", {}).items():
-        lines.append(
-            f"  head {head}: {100 * summary['mean']:.2f} +- {100 * summary['ci95']:.2f} %"
-        )
+        lines.append(f"  head {head}: {100 * summary['mean']:.2f} +- {100 * summary['ci95']:.2f} %")
     return "\n".join(lines)
 
 
