@@ -57,7 +57,7 @@ def read_state(path: str | Path) -> dict[str, Tensor]:
                 "torch.save(model.state_dict(), PATH) or as .safetensors"
             ) from None
     if isinstance(state, Mapping) and state.get("format") == FORMAT:
-        return _run_state(path, file)
+        return _run_state(path, file, state)
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -125,10 +125,11 @@ def load_weights(
 _LEARNER = "fastmeta-learner."
 
 
-def _run_state(path: str | Path, file: Path) -> dict[str, Tensor]:
-    """The learner weights of a run directory's checkpoint, or of one checkpoint file, marked
-    with :data:`_LEARNER` so that :func:`fit_state` picks the network out of them."""
-    from fastmeta.run.checkpoint import CheckpointCorruptError, read_checkpoint
+def _run_state(path: str | Path, file: Path, payload: object = None) -> dict[str, Tensor]:
+    """The learner weights of a run directory's checkpoint, or of one checkpoint file (already
+    loaded as ``payload``), marked with :data:`_LEARNER` so that :func:`fit_state` picks the
+    network out of them."""
+    from fastmeta.run.checkpoint import CheckpointCorruptError, read_checkpoint, verified_payload
     from fastmeta.run.directory import RunDirectory
 
     checkpoint = RunDirectory(file).weights_file() if file.is_dir() else file
@@ -138,7 +139,10 @@ def _run_state(path: str | Path, file: Path) -> dict[str, Tensor]:
             "directory that has trained, or a weights file"
         )
     try:
-        state, _ = read_checkpoint(checkpoint)
+        if payload is None:
+            state, _ = read_checkpoint(checkpoint)
+        else:
+            state, _ = verified_payload(checkpoint, payload)
     except CheckpointCorruptError as error:
         raise BackboneError(f"model.weights={path}: {error}") from None
     learner = state["algorithm"]

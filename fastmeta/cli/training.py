@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -147,18 +148,10 @@ def _frozen_backbone(backbone: str) -> list[str]:
     trained = RunDirectory.of(backbone).read_config()
     model = trained.model
     kept = [f for f in fields(model) if f.name not in ("weights", "freeze", "pretrained")]
-    settings = [f"model.{f.name}={_yaml(getattr(model, f.name))}" for f in kept]
+    # JSON is YAML, which overrides are parsed as: tuples become lists, None null
+    settings = [f"model.{f.name}={json.dumps(getattr(model, f.name))}" for f in kept]
     size = f"data.image_size={image_size(trained.data)}"  # the size its network learned at
     return [*settings, size, f"model.weights={Path(backbone).expanduser().resolve()}", *frozen]
-
-
-def _yaml(value: object) -> str:
-    """``value`` as an override's right-hand side."""
-    if isinstance(value, tuple):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    return (
-        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    )
 
 
 def _auto_settings(folder: Path, overrides: list[str], reports: bool) -> list[str]:

@@ -273,7 +273,15 @@ def read_checkpoint(
         raise CheckpointCorruptError(
             path, f"it cannot be read ({_short_error(err)})", _previous_checkpoint(path)
         ) from err
-    _verify(path, payload)
+    return verified_payload(path, payload)
+
+
+def verified_payload(
+    path: str | os.PathLike[str], payload: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, fingerprint)`` of a checkpoint already loaded (safely) from ``path``, verified
+    as :func:`read_checkpoint` verifies it, for a caller that loaded the file to see what it is."""
+    _verify(Path(path), payload)
     return payload["state"], payload["fingerprint"]
 
 
