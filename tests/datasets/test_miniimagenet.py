@@ -13,6 +13,7 @@ import pytest
 
 from fastmeta.data.store import ImageStore
 from fastmeta.datasets import CorruptDataError, MissingDataError, SplitError, load_miniimagenet
+from tests.miniimagenet_subset import first_rows
 
 from .conftest import encode, shared_root
 
@@ -21,15 +22,7 @@ CLASSES, PER_CLASS = 5, 3
 
 def real_rows(split: str) -> list[tuple[str, str]]:
     """The first images of the first classes of the real Ravi & Larochelle list."""
-    with open(shared_root("miniimagenet") / "splits" / f"{split}.csv", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    chosen: dict[str, list[str]] = {}
-    for filename, label in rows:
-        if len(chosen) < CLASSES or label in chosen:
-            names = chosen.setdefault(label, [])
-            if len(names) < PER_CLASS:
-                names.append(filename)
-    return [(f, label) for label, files in chosen.items() for f in files]
+    return first_rows(shared_root("miniimagenet"), split, PER_CLASS, CLASSES)
 
 
 def solid(class_index: int, size: tuple[int, int] = (100, 90)) -> np.ndarray:

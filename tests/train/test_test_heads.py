@@ -17,6 +17,15 @@ from fastmeta.run.build import build_algorithm, build_model
 from fastmeta.run_config import EvalConfig
 from fastmeta.train.trainer import Trainer
 
+FRACTIONS = "data.fractions=[0.34,0.33,0.33]"
+SMALL = [
+    "data.image_size=12", "model.hidden=8", "model.downsample=stride", "sampler.ways=3",
+    "sampler.shots=2", "sampler.queries=2", FRACTIONS,
+    "train.iterations=2", "train.val_every=0", "train.checkpoint_every=2", "eval.episodes=6",
+    "eval.batch_size=4",
+]  # fmt: skip
+"""A tiny folder run: a 12 px, 8-filter Conv4, 3-way episodes, two meta-steps."""
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -26,14 +35,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def trained(folder: Path, run: Path, *settings: str) -> Trainer:
+    """A ProtoNets run of two meta-steps on ``folder`` (``SMALL``), ``settings`` on top."""
     config = apply_overrides(
-        load_config("protonet-folder"),
-        [f"data.root={folder}", "data.image_size=12", "model.hidden=8", "model.downsample=stride",
-         "sampler.ways=3", "sampler.shots=2", "sampler.queries=2",
-         "data.fractions=[0.34,0.33,0.33]",
-         "train.iterations=2", "train.val_every=0", "train.checkpoint_every=2",
-         "eval.episodes=6", "eval.batch_size=4", *settings],
-    )  # fmt: skip
+        load_config("protonet-folder"), [f"data.root={folder}", *SMALL, *settings]
+    )
     trainer = Trainer.create(config, run, progress_bar=False)
     trainer.fit()
     return trainer

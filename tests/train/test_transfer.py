@@ -14,23 +14,14 @@ from fastmeta.datasets.patterns import write_pattern_folder
 from fastmeta.presets import load_config
 from fastmeta.run.build import build_sources
 from fastmeta.train.trainer import Trainer
-
-FRACTIONS = "data.fractions=[0.34,0.33,0.33]"
-SMALL = [
-    "data.image_size=12", "model.hidden=8", "model.downsample=stride", "sampler.ways=3",
-    "sampler.shots=2", "sampler.queries=2", FRACTIONS,
-    "train.iterations=2", "train.val_every=0", "train.checkpoint_every=2", "eval.episodes=6",
-    "eval.batch_size=4",
-]  # fmt: skip
+from tests.train.test_test_heads import FRACTIONS, SMALL, trained
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("transfer")
     folder = write_pattern_folder(root / "a", classes=9, images=6, size=12, seed=0)
-    config = apply_overrides(load_config("protonet-folder"), [f"data.root={folder}", *SMALL])
-    Trainer.create(config, root / "run", progress_bar=False).fit()
-    return root / "run"
+    return trained(folder, root / "run").run.path
 
 
 def test_the_other_data_s_episodes_are_those_of_a_run_configured_on_it(run, tmp_path):
