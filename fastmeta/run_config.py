@@ -184,7 +184,9 @@ class TrainConfig:
 
     ``time_limit_minutes`` stops training once that much training time (summed over resumes,
     evaluation excluded) has passed, even before ``iterations``; schedules still span
-    ``iterations``, so set both when a schedule matters. ``precision`` is the arithmetic of the
+    ``iterations``, so set both when a schedule matters. ``target_accuracy`` stops at the first
+    validation that reaches it (time to accuracy; a resumed run that reached it trains no
+    further). ``precision`` is the arithmetic of the
     meta-steps (see :mod:`fastmeta.train.precision`); evaluation stays in float32.
     ``cuda_graph`` captures the whole meta-step once as a CUDA graph and replays it (CUDA only;
     fixed task shapes; not for methods with a schedule, see :mod:`fastmeta.train.cuda_graph`).
@@ -205,6 +207,12 @@ class TrainConfig:
     early_stop_patience: int | None = setting(
         None, "stop after this many validations without improvement; unset: never", minimum=1
     )
+    target_accuracy: float | None = setting(
+        None,
+        "stop at the first validation whose mean accuracy reaches this fraction (0.98 for "
+        "98 %); unset: never",
+        above=0,
+    )
     checkpoint_every: int = setting(
         500, "checkpoint every this many meta-steps; 0: only at the end", minimum=0
     )
@@ -216,6 +224,11 @@ class TrainConfig:
             raise ValueError(
                 "train.time_limit_minutes must be a positive number of minutes, or unset; got "
                 f"{self.time_limit_minutes}"
+            )
+        if self.target_accuracy is not None and self.target_accuracy > 1:
+            raise ValueError(
+                "train.target_accuracy is a fraction of the queries scored right: write "
+                f"{self.target_accuracy / 100:g} for {self.target_accuracy:g} %, or leave it unset"
             )
 
 

@@ -20,6 +20,7 @@ RESUMABLE = (
     "train.val_every",
     "train.val_episodes",
     "train.early_stop_patience",
+    "train.target_accuracy",
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.log_every",

@@ -49,6 +49,8 @@ def protocol(
         "processes": processes,
         "reference": c.reference,
     }
+    if c.train.target_accuracy is not None:
+        report["target_accuracy"] = c.train.target_accuracy
     if test_inner_steps is not None:
         report["test_inner_steps"] = test_inner_steps
     if batch_statistics:

@@ -133,6 +133,14 @@ class Trainer:
         self.device = self.dist.device(resolve_device(config.device))
         if config.train.cuda_graph:
             self._check_cuda_graph()
+        if (
+            config.train.target_accuracy is not None
+            and dataset_info(config.data.dataset).image_size is None
+        ):
+            raise ValueError(
+                f"train.target_accuracy needs an accuracy; {config.data.dataset} is regression, "
+                "validated by its loss: leave train.target_accuracy unset"
+            )
         random.seed(config.seed)  # user code drawing from Python's or NumPy's generator too
         np.random.seed(config.seed % 2**32)
         torch.manual_seed(config.seed)
@@ -353,6 +361,8 @@ class Trainer:
             with StopRequests() as requests:
                 out_of_time = self._out_of_time()
                 while self.progress.step < t.iterations and not out_of_time:
+                    if self._reached_target():
+                        break  # resumed after reaching train.target_accuracy
                     started = time.perf_counter()
                     out = self.train_step()
                     self.progress.train_seconds += time.perf_counter() - started
@@ -529,10 +539,22 @@ class Trainer:
                 lambda: self.run.save_best(self.state(), p.step, self.expected()),
                 "writing best.pt",
             )
+            if self._reached_target():
+                target = self.config.train.target_accuracy
+                self.say(
+                    f"step {p.step}: reached train.target_accuracy={target:g} after "
+                    f"{p.train_seconds:.0f} s of training; stopping"
+                )
+                return True
             return False
         p.stale_validations += 1
         patience = self.config.train.early_stop_patience
         return patience is not None and p.stale_validations >= patience
+
+    def _reached_target(self) -> bool:
+        """True once the best validation accuracy is at ``train.target_accuracy`` or above."""
+        target = self.config.train.target_accuracy
+        return target is not None and self.progress.best_score >= target
 
     def evaluate(
         self, source: Any, episodes: int, inner_steps: int | None = None

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from fastmeta.config import apply_overrides
+from fastmeta.datasets.patterns import write_pattern_folder
 from fastmeta.presets import load_config
 from fastmeta.run.checkpoint import CheckpointMismatchError, list_checkpoints
 from fastmeta.train.guard import NonFiniteLossError
@@ -216,6 +217,41 @@ def test_training_time_counts_meta_steps_not_validation(tmp_path, monkeypatch):
     val = [(r["step"], r["train_seconds"]) for r in rows if r["phase"] == "val"]
     assert val == [(5, 5.0), (10, 10.0), (15, 15.0), (20, 20.0)]
     assert report["train_seconds"] == 20.0
+
+
+def test_target_accuracy_stops_at_the_first_validation_reaching_it_and_survives_resume(
+    tmp_path, monkeypatch
+):
+    folder = write_pattern_folder(tmp_path / "folder", classes=9, images=6, size=12)
+    config = apply_overrides(load_config("protonet-folder"), [
+        f"data.root={folder}", "data.image_size=12", "data.fractions=[0.34,0.33,0.33]",
+        "model.hidden=8", "model.downsample=stride", "sampler.ways=3", "sampler.shots=2",
+        "sampler.queries=2", "train.iterations=50", "train.val_every=5", "train.val_episodes=4",
+        "train.target_accuracy=0.9", "eval.episodes=4",
+    ])  # fmt: skip
+    accuracies = iter([0.5, 0.95, 0.8, 0.99])
+    trainer = Trainer.create(config, tmp_path / "run", progress_bar=False)
+
+    def fake_evaluate(source, episodes, inner_steps=None):
+        if source is trainer.sources.val:
+            return {"accuracy": torch.full((episodes,), next(accuracies)),
+                    "loss": torch.zeros(episodes)}  # fmt: skip
+        return Trainer.evaluate(trainer, source, episodes, inner_steps)
+
+    monkeypatch.setattr(trainer, "evaluate", fake_evaluate)
+    report = trainer.fit()
+    assert report["iterations"] == 10 and report["checkpoint"] == "best on validation (step 10)"
+    assert report["target_accuracy"] == 0.9
+    assert f"step-{10:08d}" in {p.stem for p in list_checkpoints(tmp_path / "run")}
+    resumed = Trainer.resume(tmp_path / "run", progress_bar=False)
+    assert resumed.fit()["iterations"] == 10  # the target is reached: no further step
+
+
+def test_target_accuracy_is_a_fraction_and_needs_an_accuracy(tmp_path):
+    with pytest.raises(ValueError, match=r"write 0\.98 for 98 %"):
+        small_config("train.target_accuracy=98")
+    with pytest.raises(ValueError, match="sine is regression, validated by its loss"):
+        Trainer.create(small_config("train.target_accuracy=0.5"), tmp_path, progress_bar=False)
 
 
 def test_time_limit_must_be_positive():
