@@ -359,10 +359,10 @@ class Trainer:
         validated = saved = -1  # the steps validated and saved last
         try:
             with StopRequests() as requests:
-                out_of_time = self._out_of_time()
-                while self.progress.step < t.iterations and not out_of_time:
-                    if self._reached_target():
-                        break  # resumed after reaching train.target_accuracy
+                # a resumed run may have spent its time or reached its target; within the
+                # loop, those stops (and the others) break it after the step's checkpoint
+                done = self._out_of_time() or self._reached_target()
+                while self.progress.step < t.iterations and not done:
                     started = time.perf_counter()
                     out = self.train_step()
                     self.progress.train_seconds += time.perf_counter() - started
