@@ -5,11 +5,12 @@ Workloads: Conv4-64 with BatchNorm and 2x2 max-pooling (the block of ProtoNets, 
 Networks and the mini-ImageNet Conv4 models) at 28x28 (1 and 15 queries per class) and at 84x84
 RGB (5-way 1- and 5-shot, 15 queries), and ResNet-12 at 84x84 (ProtoNets / MetaOptNet shapes).
 For each, second-order MAML (one inner step) is timed as a plain per-task autograd loop (the
-reference), and as fastmeta's ``auto``, ``loop`` and ``vmap``, each in float32 and bf16 autocast;
-ProtoNets likewise. Every fastmeta float32 gradient is checked against the plain loop first.
-A row reports tasks/s, the GFLOP/s it achieves (the counted FLOPs of one task's forward and
-backward times tasks/s) and its share of the peaks measured in the same run: a 2048x2048 matmul
-and a 64->64 3x3 convolution on [80, 64, 28, 28], in float32 and bf16.
+reference), and as fastmeta's ``auto``, ``loop`` and ``vmap`` in float32 and ``auto`` in bf16
+autocast and channels-last (:data:`VARIANTS`); ProtoNets likewise. Every fastmeta float32
+gradient is checked against the plain loop first. A row reports tasks/s, the GFLOP/s it
+achieves (the counted FLOPs of one task's forward and backward times tasks/s) and its share of
+the peaks measured in the same run: a 2048x2048 matmul and a 64->64 3x3 convolution on
+[80, 64, 28, 28] (contiguous and channels-last; the faster is the peak), in float32 and bf16.
 
     OMP_NUM_THREADS=1 python -m benchmarks.bench_compute --threads 1 --json compute.json
     python -m benchmarks.bench_compute --quick          # the small rows, a few seconds each
@@ -79,10 +80,19 @@ WORKLOADS = (
     Workload("resnet12", 84, 3, 1, 15, 1),
 )
 QUICK = WORKLOADS[:2]
+CONTIGUOUS, CHANNELS_LAST = torch.contiguous_format, torch.channels_last
+VARIANTS = (
+    ("auto", "float32", CONTIGUOUS), ("loop", "float32", CONTIGUOUS),
+    ("vmap", "float32", CONTIGUOUS), ("auto", "bf16", CONTIGUOUS),
+    ("auto", "float32", CHANNELS_LAST), ("auto", "bf16", CHANNELS_LAST),
+)  # fmt: skip
+"""fastmeta's strategies in float32, then ``auto`` in bf16 autocast and in each precision with
+the network channels-last (``model.memory_format=channels_last``)."""
 
 
 def peaks() -> dict[str, float]:
-    """GFLOP/s of a 2048x2048 matmul and a 64->64 3x3 convolution, float32 and bf16."""
+    """GFLOP/s of a 2048x2048 matmul and a 64->64 3x3 convolution (``conv``: the faster of the
+    two layouts, each also reported), float32 and bf16."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     x, w = torch.randn(80, 64, 28, 28), torch.randn(64, 64, 3, 3)
     conv_flops = 2 * 80 * 64 * 64 * 9 * 28 * 28
@@ -91,7 +101,13 @@ def peaks() -> dict[str, float]:
         name = "fp32" if dtype == torch.float32 else "bf16"
         ad, bd, xd, wd = a.to(dtype), b.to(dtype), x.to(dtype), w.to(dtype)
         found[f"matmul {name}"] = _rate(lambda a=ad, b=bd: a @ b, 2 * 2048**3)
-        found[f"conv {name}"] = _rate(lambda x=xd, w=wd: F.conv2d(x, w, padding=1), conv_flops)
+        for layout, suffix in ((CONTIGUOUS, "contiguous"), (CHANNELS_LAST, "channels-last")):
+            xl, wl = xd.contiguous(memory_format=layout), wd.contiguous(memory_format=layout)
+            rate = _rate(lambda x=xl, w=wl: F.conv2d(x, w, padding=1), conv_flops)
+            found[f"conv {name} {suffix}"] = rate
+        found[f"conv {name}"] = max(
+            found[f"conv {name} contiguous"], found[f"conv {name} channels-last"]
+        )
     return found
 
 
@@ -140,22 +156,22 @@ def measure(workload: Workload, rounds: int, seconds: float) -> list[dict[str, o
                 plain_maml_step(model, batch, 0.01)
 
             steps["plain loop"], models["plain loop"] = plain, reference
-        for strategy in ("auto", "loop", "vmap"):
-            for mode in ("float32", "bf16"):
-                model = workload.model(head=method == "maml")
-                learner: nn.Module = (
-                    MAML(model, lr=0.01, strategy=strategy)
-                    if method == "maml"
-                    else PrototypicalNetwork(model, strategy=strategy)
-                )
+        for strategy, mode, layout in VARIANTS:
+            model = workload.model(head=method == "maml").to(memory_format=layout)
+            learner: nn.Module = (
+                MAML(model, lr=0.01, strategy=strategy)
+                if method == "maml"
+                else PrototypicalNetwork(model, strategy=strategy)
+            )
 
-                def step(learner: nn.Module = learner, mode: str = mode) -> None:
-                    learner.zero_grad(set_to_none=True)
-                    with precision(mode, batch.device):
-                        learner.accumulate_gradients(batch, None)  # type: ignore[operator]
+            def step(learner: nn.Module = learner, mode: str = mode) -> None:
+                learner.zero_grad(set_to_none=True)
+                with precision(mode, batch.device):
+                    learner.accumulate_gradients(batch, None)  # type: ignore[operator]
 
-                name = f"fastmeta {strategy}, {mode}"
-                steps[name], models[name] = step, learner
+            suffix = ", channels-last" if layout == torch.channels_last else ""
+            name = f"fastmeta {strategy}, {mode}{suffix}"
+            steps[name], models[name] = step, learner
         error = _check(steps, models, method)
         flops = task_flops(next(iter(steps.values())), batch.num_tasks)
         timings = alternating_rounds(steps, batch.num_tasks, rounds, seconds, lambda: None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import nn
 
 from fastmeta.backbones.errors import BackboneError
@@ -26,7 +27,16 @@ def build_network(
     output per way, or per regression target), an embedding vector, or a spatial feature map
     (for a ``conv4``, Sung et al.'s Relation Network encoder); a ``timm:`` or ``hf:`` backbone
     (:mod:`fastmeta.backbones`) otherwise. ``model.weights`` and ``model.freeze`` apply to
-    every network."""
+    every network, and so does ``model.memory_format``."""
+    network = _network(config, input_shape, output, outputs)
+    if config.memory_format == "channels_last":
+        network.to(memory_format=torch.channels_last)  # 4-d weights only; the rest is kept
+    return network
+
+
+def _network(
+    config: ModelConfig, input_shape: tuple[int, ...], output: Output, outputs: int
+) -> nn.Module:
     if external(config.name) is not None:
         from fastmeta.backbones.build import build_backbone
 

@@ -1,0 +1,18 @@
+"""The compute benchmark's rows: every variant timed, float32 gradients checked against the plain
+loop (a wrong one stops the run), the share of the machine's peak computed from it."""
+
+from __future__ import annotations
+
+from benchmarks.bench_compute import VARIANTS, Workload, measure
+
+
+def test_every_variant_of_both_methods_gets_a_row_with_its_gradient_checked():
+    rows = measure(Workload("conv4", 16, 1, 1, 1, 2), rounds=1, seconds=0.01)
+    assert {str(r["workload"]).split(",")[0] for r in rows} == {"maml", "protonet"}
+    maml = [r for r in rows if str(r["workload"]).startswith("maml")]
+    assert len(maml) == 1 + len(VARIANTS) and maml[0]["method"] == "plain loop"
+    assert any("channels-last" in str(r["method"]) for r in maml)
+    for row in rows:
+        assert float(row["tasks_per_s"]) > 0 and float(row["gflop_per_task"]) > 0
+        if "float32" in str(row["method"]):
+            assert float(row["gradient_error"]) < 1e-4, row["method"]
