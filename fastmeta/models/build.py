@@ -30,7 +30,8 @@ def build_network(
     every network, and so does ``model.memory_format``."""
     network = _network(config, input_shape, output, outputs)
     if config.memory_format == "channels_last":
-        network.to(memory_format=torch.channels_last)  # 4-d weights only; the rest is kept
+        # 4-d weights only, the rest is kept; torch's stubs omit the keyword Module.to takes
+        network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return network
 
 
