@@ -14,6 +14,7 @@ the peaks measured in the same run: a 2048x2048 matmul and a 64->64 3x3 convolut
 
     OMP_NUM_THREADS=1 python -m benchmarks.bench_compute --threads 1 --json compute.json
     python -m benchmarks.bench_compute --quick          # the small rows, a few seconds each
+    python -m benchmarks.bench_compute --workloads 2 4  # chosen rows of WORKLOADS
 """
 
 from __future__ import annotations
@@ -203,8 +204,11 @@ def _check(
         errors[name] = float((got - expected).norm() / expected.norm())
         # float32 sums in another order under vmap (batched convolutions): on the 15-query
         # 28x28 row it differed from the plain loop by 1.5e-3; the engine's float64 tests hold
-        # every strategy to 1e-9, so this only catches a wrong gradient, not rounding
-        if "float32" in name and errors[name] > 1e-2:
+        # every strategy to 1e-9, so this only catches a wrong gradient, not rounding.
+        # Channels-last rows are reported, not held to it: torch's channels-last BatchNorm
+        # rounds worse on a CPU, and second-order MAML amplified that to 3e-2 on the one-query
+        # 28x28 row (float64: equal to 3e-15; docs/PERFORMANCE.md)
+        if "float32" in name and "channels-last" not in name and errors[name] > 1e-2:
             raise AssertionError(f"{name} gives another gradient (relative error {errors[name]})")
     return errors
 
@@ -212,13 +216,17 @@ def _check(
 def main() -> None:
     parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the two small workloads")
+    parser.add_argument(
+        "--workloads", type=int, nargs="+", help="only these rows of WORKLOADS (0-based)"
+    )
     args = parse(parser)
     device = torch.device("cpu")
     started = machine(device)
     peak = peaks()
     print("peaks (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()), flush=True)
     rows = []
-    for workload in QUICK if args.quick else WORKLOADS:
+    chosen = [WORKLOADS[i] for i in args.workloads] if args.workloads else WORKLOADS
+    for workload in QUICK if args.quick else chosen:
         print(workload.label, "...", flush=True)
         rows += measure(workload, args.rounds, args.seconds)
     for row in rows:

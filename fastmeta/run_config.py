@@ -192,8 +192,9 @@ class TrainConfig:
     evaluation excluded) has passed, even before ``iterations``; schedules still span
     ``iterations``, so set both when a schedule matters. ``target_accuracy`` stops at the first
     validation that reaches it (time to accuracy; a resumed run that reached it trains no
-    further). ``precision`` is the arithmetic of the
-    meta-steps (see :mod:`fastmeta.train.precision`); evaluation stays in float32.
+    further). ``precision`` is the arithmetic of the meta-steps (see
+    :mod:`fastmeta.train.precision`; ``auto`` is bf16 on a device that computes it natively,
+    float32 elsewhere, decided on the machine that trains); evaluation stays in float32.
     ``cuda_graph`` captures the whole meta-step once as a CUDA graph and replays it (CUDA only;
     fixed task shapes; not for methods with a schedule, see :mod:`fastmeta.train.cuda_graph`).
     """
@@ -204,8 +205,8 @@ class TrainConfig:
     time_limit_minutes: float | None = setting(
         None, "stop after this much training time; unset: no limit"
     )
-    precision: Literal["float32", "tf32", "bf16"] = setting(
-        "float32", "arithmetic of the meta-steps"
+    precision: Literal["float32", "tf32", "bf16", "auto"] = setting(
+        "float32", "arithmetic of the meta-steps; auto: bf16 where native, else float32"
     )
     cuda_graph: bool = setting(False, "replay the meta-step as a captured CUDA graph")
     val_every: int = setting(500, "validate every this many meta-steps; 0: never", minimum=0)

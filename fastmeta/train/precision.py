@@ -1,11 +1,14 @@
 """The arithmetic a meta-step runs in: ``float32``, ``tf32`` (CUDA matmuls and convolutions in
-TensorFloat-32) or ``bf16`` (autocast to bfloat16 on any device).
+TensorFloat-32), ``bf16`` (autocast to bfloat16 on any device) or ``auto`` (bf16 where the device
+computes it natively, float32 elsewhere).
 
 Measured on 5-way 1-shot Omniglot shapes (docs/PERFORMANCE.md): bf16 moves the second-order
 meta-gradient by tens of percent, so it is a speed option to validate on the task at hand, not a
 free one. It is only faster where the hardware computes in bfloat16: on a CPU without AVX512-BF16
 or AMX, torch runs bf16 convolutions on its slow reference kernels (a Conv4 MAML meta-step was 3.6x
-slower than float32 on such a CPU), so asking for bf16 there warns once.
+slower than float32 on such a CPU), so asking for bf16 there warns once, and ``auto`` takes float32
+there. On a CPU with AVX512-BF16 it kept MAML's and ProtoNets' accuracy in training and ran a
+mini-ImageNet ProtoNets step about 3x faster (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Literal
 
 import torch
 
-Precision = Literal["float32", "tf32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16")
+Precision = Literal["float32", "tf32", "bf16", "auto"]
+PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16", "auto")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -34,6 +37,14 @@ def native_bf16(device: torch.device) -> bool:
     except AttributeError:  # an older torch without the probe: cannot tell, do not warn
         return True
     return bool(capability.get("avx512_bf16") or capability.get("amx_bf16"))
+
+
+def resolve_precision(mode: str, device: torch.device) -> str:
+    """``mode`` itself, or for ``auto`` what it means on ``device``: ``bf16`` where
+    :func:`native_bf16`, else ``float32``."""
+    if mode != "auto":
+        return mode
+    return "bf16" if native_bf16(device) else "float32"
 
 
 @functools.cache
@@ -58,6 +69,7 @@ def precision(mode: str, device: torch.device, cache: bool = True) -> Iterator[N
     """
     if mode not in PRECISIONS:
         raise ValueError(f"unknown precision {mode!r}; choose one of {', '.join(PRECISIONS)}")
+    mode = resolve_precision(mode, device)
     if mode == "bf16":
         if not native_bf16(device):
             _warn_without_native_bf16(device.type)

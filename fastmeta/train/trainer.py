@@ -66,7 +66,7 @@ from fastmeta.train.guard import (
     healthy,
 )
 from fastmeta.train.logging import MetricsLog
-from fastmeta.train.precision import precision
+from fastmeta.train.precision import precision, resolve_precision
 from fastmeta.train.report import protocol, write_episodes
 from fastmeta.train.rng import capture_rng_state, restore_rng_state
 from fastmeta.train.sharding import (
@@ -406,6 +406,8 @@ class Trainer:
         where = f"on {self.device}{threads}"
         if self.dist.active:
             where += f", {self.dist.world_size} processes"
+        if t.precision == "auto":
+            where += f", in {resolve_precision('auto', self.device)} (train.precision=auto)"
         if t.iterations == 0:
             self.say(f"{self.run.path}: no meta-training (train.iterations=0), {where}")
         elif p.step:
@@ -625,6 +627,8 @@ class Trainer:
             test_inner_steps=self.config.algorithm.test_inner_steps if inner_loop else None,
             batch_statistics=uses_batch_statistics(self.algorithm),
         )  # fmt: skip
+        if self.config.train.precision == "auto":  # what it meant on this machine
+            report["train_precision"] = f"auto: {resolve_precision('auto', self.device)}"
         if self.tested_on is not None:
             tested = self.tested_on.data
             report["trained_on"] = report["dataset"]

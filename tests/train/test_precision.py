@@ -113,3 +113,26 @@ def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
     slow = [w for w in caught if "without native bfloat16" in str(w.message)]
     assert len(slow) == (0 if native else 1)
     module._warn_without_native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_bf16_where_native_and_float32_elsewhere_and_the_report_says_which(
+    monkeypatch, tmp_path, native
+):
+    from fastmeta.train import precision as module
+
+    probe = {"avx512_bf16": native, "amx_bf16": False}
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe)
+    module._warn_without_native_bf16.cache_clear()
+    assert module.resolve_precision("auto", CPU) == ("bf16" if native else "float32")
+    assert module.resolve_precision("float32", CPU) == "float32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto never takes the slow path, so never warns
+        with precision("auto", CPU):
+            assert torch.is_autocast_enabled("cpu") is native
+    config = apply_overrides(load_config("sine-maml"), [
+        "train.iterations=2", "train.val_every=0", "train.checkpoint_every=2",
+        "eval.episodes=4", "model.layers=[8]", "sampler.meta_batch=2", "train.precision=auto",
+    ])  # fmt: skip
+    report = Trainer.create(config, tmp_path, progress_bar=False).fit()
+    assert report["train_precision"] == f"auto: {'bf16' if native else 'float32'}"
