@@ -19,6 +19,7 @@ the peaks measured in the same run: a 2048x2048 matmul and a 64->64 3x3 convolut
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -228,7 +229,10 @@ def main() -> None:
     chosen = [WORKLOADS[i] for i in args.workloads] if args.workloads else WORKLOADS
     for workload in QUICK if args.quick else chosen:
         print(workload.label, "...", flush=True)
-        rows += measure(workload, args.rounds, args.seconds)
+        measured = measure(workload, args.rounds, args.seconds)
+        for row in measured:  # each workload's rows as soon as they exist: a long run keeps them
+            print(json.dumps(row), flush=True)
+        rows += measured
     for row in rows:
         kind = "bf16" if "bf16" in str(row["method"]) else "fp32"
         row["pct_conv_peak"] = 100 * float(row["gflop_per_s"]) / peak[f"conv {kind}"]  # type: ignore[arg-type]

@@ -71,13 +71,14 @@ def publish(
     load_after: object,
     json_path: str | None,
 ) -> None:
-    """Print ``rows`` as a markdown table and the machine; write both as JSON when asked."""
-    print("| " + " | ".join(header for header, _, _ in columns) + " |")
-    print("|" + "|".join("---:" if form else "---" for _, _, form in columns) + "|")
-    for row in rows:
-        cells = (format(row[key], form) for _, key, form in columns)
-        print("| " + " | ".join(cells) + " |")
-    print(f"{started}; load average after {load_after}")
+    """Write ``rows`` and the machine as JSON when asked, then print them as a markdown table
+    (a value that is ``None``, such as a ratio without its reference row, prints as ``-``)."""
     if json_path:
         with open(json_path, "w") as handle:
             json.dump({"machine": started, "rows": rows}, handle, indent=2)
+    print("| " + " | ".join(header for header, _, _ in columns) + " |")
+    print("|" + "|".join("---:" if form else "---" for _, _, form in columns) + "|")
+    for row in rows:
+        cells = ("-" if row[key] is None else format(row[key], form) for _, key, form in columns)
+        print("| " + " | ".join(cells) + " |")
+    print(f"{started}; load average after {load_after}")

@@ -16,3 +16,15 @@ def test_every_variant_of_both_methods_gets_a_row_with_its_gradient_checked():
         assert float(row["tasks_per_s"]) > 0 and float(row["gflop_per_task"]) > 0
         if "float32" in str(row["method"]):
             assert float(row["gradient_error"]) < 1e-4, row["method"]
+
+
+def test_the_table_prints_rows_without_a_reference_and_the_json_comes_first(tmp_path, capsys):
+    from benchmarks.report import publish
+
+    rows = [{"method": "a", "ratio": None}, {"method": "b", "ratio": 1.5}]
+    publish(
+        rows, [("method", "method", ""), ("x", "ratio", ".2f")], {}, 0.0, str(tmp_path / "r.json")
+    )
+    table = capsys.readouterr().out
+    assert "| a | - |" in table and "| b | 1.50 |" in table
+    assert (tmp_path / "r.json").exists()
