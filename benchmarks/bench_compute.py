@@ -171,7 +171,7 @@ def measure(workload: Workload, rounds: int, seconds: float) -> list[dict[str, o
                 with precision(mode, batch.device):
                     learner.accumulate_gradients(batch, None)  # type: ignore[operator]
 
-            suffix = ", channels-last" if layout == torch.channels_last else ""
+            suffix = ", channels-last" if layout == CHANNELS_LAST else ""
             name = f"fastmeta {strategy}, {mode}{suffix}"
             steps[name], models[name] = step, learner
         error = _check(steps, models, method)

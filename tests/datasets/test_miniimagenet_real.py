@@ -22,6 +22,7 @@ from fastmeta.datasets.miniimagenet import load_miniimagenet, read_split_csv
 from fastmeta.presets import load_config
 from fastmeta.run.checkpoint import list_checkpoints
 from fastmeta.train.trainer import Trainer
+from tests.interrupt import Interrupted, interrupt_at
 
 from .conftest import SPLITS, shared_root
 
@@ -89,10 +90,6 @@ SHORT = ["sampler.ways=5", "sampler.shots=5", "sampler.test_shots=5", "sampler.q
 ABOVE = 0.34
 
 
-class Interrupted(Exception):
-    pass
-
-
 @pytest.mark.slow
 def test_short_cli_run_learns_and_resumes_exactly(
     mini: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -107,14 +104,7 @@ def test_short_cli_run_learns_and_resumes_exactly(
 
     config = apply_overrides(load_config("protonet-miniimagenet-5w1s"), [*data, *SHORT])
     interrupted = Trainer.create(config, tmp_path / "resumed", progress_bar=False)
-    original = interrupted.train_step
-
-    def failing_step() -> object:
-        if interrupted.progress.step == 33:
-            raise Interrupted
-        return original()
-
-    interrupted.train_step = failing_step  # type: ignore[method-assign]
+    interrupt_at(interrupted, 33)
     with pytest.raises(Interrupted):
         interrupted.fit()
     assert main(["train", "--resume", str(tmp_path / "resumed"), "--no-progress"]) == 0

@@ -15,6 +15,7 @@ from fastmeta.models.build import build_network
 from fastmeta.presets import load_config
 from fastmeta.run_config import ModelConfig
 from fastmeta.train.trainer import Trainer
+from tests.interrupt import Interrupted, interrupt_at
 from tests.reference import meta_gradient, random_classification_batch
 
 CHANNELS_LAST = torch.channels_last
@@ -71,10 +72,6 @@ def test_protonet_gradient_in_channels_last_equals_contiguous():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_a_channels_last_run_resumes_exactly(tmp_path):
     folder = write_pattern_folder(tmp_path / "folder", classes=9, images=6, size=16)
     config = apply_overrides(load_config("maml-folder"), [
@@ -87,14 +84,7 @@ def test_a_channels_last_run_resumes_exactly(tmp_path):
     whole = Trainer.create(config, tmp_path / "whole", progress_bar=False)
     report = whole.fit()
     interrupted = Trainer.create(config, tmp_path / "cut", progress_bar=False)
-    original = interrupted.train_step
-
-    def failing_step():
-        if interrupted.progress.step == 4:
-            raise Interrupted
-        return original()
-
-    interrupted.train_step = failing_step  # type: ignore[method-assign]
+    interrupt_at(interrupted, 4)
     with pytest.raises(Interrupted):
         interrupted.fit()
     resumed = Trainer.resume(tmp_path / "cut", progress_bar=False)

@@ -41,6 +41,7 @@ from fastmeta.train.sharding import (
     share,
 )
 from fastmeta.train.trainer import Trainer
+from tests.interrupt import Interrupted, interrupt_at
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD = 2
@@ -245,21 +246,6 @@ SINE = [
     "eval.inner_steps=[1,3]", "model.layers=[16,16]", "sampler.meta_batch=4",
 ]  # fmt: skip
 INTERRUPT_AT = 6
-
-
-class Interrupted(Exception):
-    pass
-
-
-def interrupt_at(trainer: Trainer, step: int) -> None:
-    original = trainer.train_step
-
-    def failing_step():
-        if trainer.progress.step == step:
-            raise Interrupted
-        return original()
-
-    trainer.train_step = failing_step  # type: ignore[method-assign]
 
 
 def trainer_worker(d: Distributed, root: Path) -> None:

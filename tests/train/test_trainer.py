@@ -21,6 +21,7 @@ from fastmeta.presets import load_config
 from fastmeta.run.checkpoint import CheckpointMismatchError, list_checkpoints
 from fastmeta.train.guard import NonFiniteLossError
 from fastmeta.train.trainer import Trainer
+from tests.interrupt import Interrupted, interrupt_at
 
 SMALL = [
     "train.iterations=60", "train.val_every=20", "train.val_episodes=20",
@@ -42,24 +43,13 @@ def comparable(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "train_seconds"}
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_resume_after_interruption_ends_exactly_like_an_uninterrupted_run(tmp_path):
     config = small_config()
     reference = Trainer.create(config, tmp_path / "a", progress_bar=False).fit()
 
     interrupted = Trainer.create(config, tmp_path / "b", progress_bar=False)
     stop_at = int(torch.randint(11, 59, (1,)))
-    original = interrupted.train_step
-
-    def failing_step():
-        if interrupted.progress.step == stop_at:
-            raise Interrupted
-        return original()
-
-    interrupted.train_step = failing_step  # type: ignore[method-assign]
+    interrupt_at(interrupted, stop_at)
     with pytest.raises(Interrupted):
         interrupted.fit()
     resumed = Trainer.resume(tmp_path / "b", progress_bar=False)
