@@ -69,8 +69,8 @@ class ModelConfig:
     training of ``all`` parameters, ``none``, or every parameter up to and including the
     block whose name it gives (``freeze=layer2`` for a ResNet). See docs/BACKBONES.md.
     ``memory_format=channels_last`` stores the convolution weights channels-last, so the
-    convolutions (oneDNN on a CPU) run and return channels-last maps: the same numbers, faster
-    on 84x84 images, slower on 28x28 ones (measured in docs/PERFORMANCE.md).
+    convolutions (oneDNN on a CPU) run and return channels-last maps: the same numbers, 1.4x
+    faster for ProtoNets on a CPU, mixed for MAML (docs/PERFORMANCE.md).
     """
 
     name: str = setting("conv4", "the network: conv4, resnet12, mlp, timm:<arch> or hf:<id>")
@@ -98,7 +98,7 @@ class ModelConfig:
         None, "a timm/hf backbone's input side in pixels; unset: its own", minimum=1
     )
     memory_format: Literal["contiguous", "channels_last"] = setting(
-        "contiguous", "the layout of the convolution weights (channels_last: faster at 84 px)"
+        "contiguous", "the layout of the convolution weights (channels_last: faster for ProtoNets)"
     )
 
     def __post_init__(self) -> None:
