@@ -123,8 +123,17 @@ def _add_training_commands(commands: argparse._SubParsersAction[argparse.Argumen
     )  # fmt: skip
     evaluate.set_defaults(handler=_lazy("training", "evaluate"))
 
-    plot = commands.add_parser("plot", help="draw a run's learning curves (needs matplotlib)")
-    plot.add_argument("run_dir", type=Path)
+    plot = commands.add_parser(
+        "plot",
+        help="draw a run's learning curves, or several runs against time (needs matplotlib)",
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN")
+    plot.add_argument(
+        "--against-time",
+        type=Path,
+        metavar="PNG",
+        help="draw the runs' validation accuracy against minutes of training into this picture",
+    )
     plot.set_defaults(handler=_lazy("training", "plot"))
 
     reproduce = commands.add_parser("reproduce", help="run a set of presets and tabulate them")

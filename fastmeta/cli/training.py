@@ -218,10 +218,22 @@ def _data_named(name: str) -> list[str]:
 
 
 def plot(args: argparse.Namespace) -> int:
-    from fastmeta.train.plots import draw_pictures
+    from fastmeta.run.directory import RunDirectory
+    from fastmeta.train.plots import draw_pictures, plot_runs_against_time
     from fastmeta.train.trainer import Trainer
 
-    trainer = Trainer.resume(args.run_dir, progress_bar=False)
+    if args.against_time is not None:
+        runs = [RunDirectory(path) for path in args.run_dirs]
+        for run in runs:
+            if not run.metrics_jsonl.exists():
+                raise ValueError(f"{run.path}: not a run directory (no metrics.jsonl)")
+        if args.against_time.exists():
+            raise ValueError(f"{args.against_time} exists; choose another --against-time name")
+        print(f"wrote {plot_runs_against_time(runs, args.against_time)}")
+        return 0
+    if len(args.run_dirs) > 1:
+        raise ValueError("several runs draw one picture: add --against-time PNG")
+    trainer = Trainer.resume(args.run_dirs[0], progress_bar=False)
     trainer.load_best()
     for path in draw_pictures(trainer):
         print(f"wrote {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -66,6 +67,57 @@ def plot_run(run: RunDirectory) -> Path:
     fig.tight_layout()
     path = run.picture("curves")
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def validation_against_time(run: RunDirectory) -> tuple[list[float], list[float], list[float]]:
+    """A run's validation accuracy (and 95 % half-width) against minutes of training, from the
+    ``train_seconds`` its validation rows carry; an error that says so if it has none."""
+    rows = [json.loads(line) for line in run.metrics_jsonl.read_text().splitlines()]
+    val = [r for r in rows if r["phase"] == "val" and "accuracy" in r and "train_seconds" in r]
+    if not val:
+        raise ValueError(
+            f"{run.path}: no validation accuracy with a training clock in metrics.jsonl; "
+            "train with train.val_every > 0 to draw it against time"
+        )
+    minutes = [r["train_seconds"] / 60 for r in val]
+    return minutes, [r["accuracy"] for r in val], [r.get("ci95", 0.0) for r in val]
+
+
+def plot_runs_against_time(runs: Sequence[RunDirectory], path: Path) -> Path:
+    """Draw several runs' validation accuracy against minutes of training on one axis (the
+    picture of a CPU-budget comparison), each with its 95 % band and, where the run has been
+    tested, its test accuracy (the report's) as a star at its last minute of training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    for run in runs:
+        minutes, accuracy, ci = validation_against_time(run)
+        line = ax.plot(minutes, accuracy, marker="o", markersize=3, label=run.path.name)[0]
+        low = [a - c for a, c in zip(accuracy, ci, strict=True)]
+        high = [a + c for a, c in zip(accuracy, ci, strict=True)]
+        ax.fill_between(minutes, low, high, alpha=0.2, color=line.get_color())
+        if run.report().exists():
+            report = json.loads(run.report().read_text())
+            test = report["accuracy"]
+            ax.errorbar(
+                [report["train_seconds"] / 60],
+                [test["mean"]],
+                yerr=[test["ci95"]],
+                marker="*",
+                markersize=9,
+                color=line.get_color(),
+                capsize=3,
+            )
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("validation accuracy (test: star)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
