@@ -19,9 +19,9 @@ def adapt(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1; got {args.top_k}")
     if args.contact_sheet is not None:
-        from fastmeta.predict.contact_sheet import check_plot_extra
+        from fastmeta.pictures import require_plot_extra
 
-        check_plot_extra()
+        require_plot_extra("a contact sheet")
     classifier = load(args.run, resolve_device(args.device)).adapt(args.support)
     _print_support(classifier)
     predictions = classifier.classify(args.query)

@@ -69,12 +69,13 @@ def _train_in_session(args: argparse.Namespace, reports: bool) -> int:
         return 0
     print(format_report(report))
     print(f"run directory: {trainer.run_dir}")
-    try:
-        from fastmeta.train.plots import draw_pictures
+    from fastmeta.pictures import PlotExtraMissing
+    from fastmeta.train.plots import draw_pictures
 
+    try:
         for path in draw_pictures(trainer):
             print(f"wrote {path}")
-    except ImportError:
+    except PlotExtraMissing:
         print("(for pictures of the run, install the plot extra: pip install 'fastmeta[plot]')")
     return 0
 

@@ -7,20 +7,14 @@ extra), imported only here.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 from fastmeta.datasets.paths import PathLike
+from fastmeta.pictures import pyplot, save_figure
 from fastmeta.predict.model import Predictions
 
 MAX_IMAGES = 64
-
-
-def check_plot_extra() -> None:
-    """Raise, with the line to install it, when matplotlib is missing (before any work)."""
-    if importlib.util.find_spec("matplotlib") is None:
-        raise RuntimeError("a contact sheet needs matplotlib: pip install 'fastmeta[plot]'")
 
 
 def draw_contact_sheet(
@@ -28,12 +22,6 @@ def draw_contact_sheet(
 ) -> tuple[Path, int]:
     """Write the sheet of at most ``max_images`` queries (mistakes first when the truth is
     known) to ``path``; returns the path and the number of images drawn."""
-    check_plot_extra()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if predictions.images is None or not predictions.files:
         raise ValueError("no classified query image to draw on a contact sheet")
     predicted, confidence, truth = (
@@ -45,7 +33,8 @@ def draw_contact_sheet(
     )[:max_images]
     columns = min(8, len(order))
     rows = math.ceil(len(order) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows), squeeze=False)
+    size = (1.9 * columns, 2.2 * rows)
+    figure, axes = pyplot().subplots(rows, columns, figsize=size, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, order, strict=False):
@@ -58,9 +47,4 @@ def draw_contact_sheet(
             label = f"{truth[i]} ->\n{label}"
             colour = "green" if truth[i] == predicted[i] else "red"
         ax.set_title(label, fontsize=7, color=colour)
-    figure.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-    return out, len(order)
+    return save_figure(figure, Path(path), dpi=100), len(order)

@@ -139,13 +139,14 @@ def eval_rl(args: argparse.Namespace) -> int:
 
 
 def _pictures(run_dir: Path) -> None:
+    from fastmeta.pictures import PlotExtraMissing
+    from fastmeta.rl.plots import plot_runs
+
     try:
-        from fastmeta.rl.plots import plot_runs
-    except ImportError:
+        for path in plot_runs([run_dir]):
+            print(f"wrote {path}")
+    except PlotExtraMissing:
         print("(for pictures, install the plot extra: pip install 'fastmeta[plot]')")
-        return
-    for path in plot_runs([run_dir]):
-        print(f"wrote {path}")
 
 
 def _presets(args: argparse.Namespace) -> int:

@@ -10,16 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fastmeta.pictures import pyplot, save_figure
 from fastmeta.run.directory import RunDirectory
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_runs(runs: Sequence[Path], report: str = "report", out: Path | None = None) -> list[Path]:
@@ -44,8 +36,7 @@ def plot_runs(runs: Sequence[Path], report: str = "report", out: Path | None = N
 
 def plot_adaptation(reports: Sequence[dict[str, Any]], path: Path) -> Path:
     """Mean test return (95 % CI) after 0, 1, ... adaptation steps, one line per report."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = pyplot().subplots(figsize=(5, 3.6))
     for report in reports:
         steps = sorted(report["returns"], key=int)
         means = [report["returns"][k]["mean"] for k in steps]
@@ -59,16 +50,12 @@ def plot_adaptation(reports: Sequence[dict[str, Any]], path: Path) -> Path:
     first = reports[0]
     ax.set_title(f"{first['env']}: {first['test_tasks']} test tasks", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_training(runs: Sequence[RunDirectory], path: Path) -> Path:
     """Training return before and after adaptation against training minutes, per run."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.6))
     for run in runs:
         rows = [json.loads(line) for line in run.metrics_jsonl.read_text().splitlines()]
         train = [r for r in rows if r["phase"] == "train"]
@@ -85,7 +72,4 @@ def plot_training(runs: Sequence[RunDirectory], path: Path) -> Path:
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel("training return")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

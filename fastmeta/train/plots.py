@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from fastmeta.pictures import pyplot, save_figure
+
 if TYPE_CHECKING:
     from fastmeta.algorithms.inner_loop import InnerLoopLearner
     from fastmeta.datasets.sine import SineTasks
@@ -36,11 +38,6 @@ def smoothed(values: list[float], span: int = 20) -> list[float]:
 def plot_run(run: RunDirectory) -> Path:
     """Draw ``curves.png`` from ``metrics.jsonl``: training loss/accuracy (each meta-batch faint,
     the smoothed trend bold) and the validation score with its 95 % interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [json.loads(line) for line in run.metrics_jsonl.read_text().splitlines()]
     train = [r for r in rows if r["phase"] == "train"]
     val = [r for r in rows if r["phase"] == "val"]
@@ -50,7 +47,7 @@ def plot_run(run: RunDirectory) -> Path:
     if val:
         key = "accuracy" if "accuracy" in val[0] else "loss"
         panels.append((key, f"validation {key}", val))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
     for ax, (key, title, series) in zip(axes[0], panels, strict=True):
         steps, values = [r["step"] for r in series], [r[key] for r in series]
         if series is val:
@@ -64,11 +61,7 @@ def plot_run(run: RunDirectory) -> Path:
             ax.plot(steps, smoothed(values), linewidth=1.6)
         ax.set_title(title)
         ax.set_xlabel("iteration")
-    fig.tight_layout()
-    path = run.picture("curves")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, run.picture("curves"), dpi=100)
 
 
 def validation_against_time(run: RunDirectory) -> tuple[list[float], list[float], list[float]]:
@@ -89,12 +82,7 @@ def plot_runs_against_time(runs: Sequence[RunDirectory], path: Path) -> Path:
     """Draw several runs' validation accuracy against minutes of training on one axis (the
     picture of a CPU-budget comparison), each with its 95 % band and, where the run has been
     tested, its test accuracy (the report's) as a star at its last minute of training."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    fig, ax = pyplot().subplots(figsize=(6.5, 4.0))
     for run in runs:
         minutes, accuracy, ci = validation_against_time(run)
         line = ax.plot(minutes, accuracy, marker="o", markersize=3, label=run.path.name)[0]
@@ -116,18 +104,11 @@ def plot_runs_against_time(runs: Sequence[RunDirectory], path: Path) -> Path:
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel("validation accuracy (test: star)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
     """``adapted_curves.png``: truth, support points and the model after 0, 1 and 10 steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import torch
 
     from fastmeta.datasets.sine import sine_curve
@@ -140,7 +121,7 @@ def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
     amplitude, phase = source.parameters(0, tasks)
     grid = torch.linspace(-5, 5, 200).reshape(1, -1, 1).expand(tasks, -1, -1)
     dense = TaskBatch(support.support_x, support.support_y, grid, torch.zeros_like(grid))
-    fig, axes = plt.subplots(1, tasks, figsize=(4.5 * tasks, 3.5), squeeze=False)
+    fig, axes = pyplot().subplots(1, tasks, figsize=(4.5 * tasks, 3.5), squeeze=False)
     curves = {steps: algorithm.evaluate(dense, steps).predictions for steps in (0, 1, 10)}
     for i, ax in enumerate(axes[0]):
         x = grid[i, :, 0]
@@ -150,8 +131,4 @@ def plot_sine_adaptation(trainer: Trainer, tasks: int = 3) -> Path:
         ax.scatter(support.support_x[i, :, 0], support.support_y[i, :, 0], c="r", label="support")
         ax.set_title(f"test task {i}, K={support.support_x.shape[1]}")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    path = trainer.run.picture("adapted_curves")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, trainer.run.picture("adapted_curves"), dpi=100)

@@ -90,11 +90,11 @@ def test_a_missing_plot_extra_is_one_line_before_any_work(
     run_dir: Path, new: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    import fastmeta.predict.contact_sheet as contact_sheet
+    import fastmeta.pictures as pictures
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        contact_sheet.importlib.util, "find_spec",
+        pictures.importlib.util, "find_spec",
         lambda name, *a: None if name == "matplotlib" else real(name, *a),
     )  # fmt: skip
     out = tmp_path / "p.csv"

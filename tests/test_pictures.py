@@ -1,0 +1,38 @@
+"""Without the plot extra, every picture is one line naming it, and nothing else is lost."""
+
+import importlib.util
+
+import pytest
+
+import fastmeta.pictures as pictures
+from fastmeta.cli import main
+from fastmeta.pictures import PlotExtraMissing, pyplot
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        pictures.importlib.util, "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )  # fmt: skip
+
+
+def test_pyplot_names_the_extra_to_install(no_matplotlib: None) -> None:
+    with pytest.raises(PlotExtraMissing, match=r"pip install 'fastmeta\[plot\]'"):
+        pyplot()
+
+
+def test_fastmeta_plot_says_so_in_one_line(
+    no_matplotlib: None, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "phase": "val", "accuracy": 0.5, "train_seconds": 1.0}\n'
+    )
+    picture = tmp_path / "p.png"
+    assert main(["plot", str(run), "--against-time", str(picture)]) == 1
+    needs = "drawing a picture needs matplotlib: pip install 'fastmeta[plot]'"
+    assert capsys.readouterr().err == f"fastmeta plot: {needs}\n"
+    assert not picture.exists()
