@@ -126,7 +126,10 @@ class MetaLearner(nn.Module):
         try:
             self.eval()
             counter = FlopCount()
-            with torch.random.fork_rng(devices=[]), torch.no_grad(), counter:
+            # autocast off: a bf16 copy of a weight cached here, with gradients off, would be
+            # reused by the step's forward, and torch 2.4 then gives that weight no gradient
+            no_autocast = torch.autocast(batch.device.type, enabled=False)
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), no_autocast, counter:
                 self.counted_work(batch.slice(0, 1))
             return counter.total
         finally:

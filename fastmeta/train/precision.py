@@ -17,6 +17,7 @@ import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -25,23 +26,38 @@ Precision = Literal["float32", "tf32", "bf16", "auto"]
 PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16", "auto")
 
 
-def native_bf16(device: torch.device) -> bool:
+CPUINFO = Path("/proc/cpuinfo")  # where a torch without the capability probe reads the flags
+
+
+def cpu_bf16_flags() -> dict[str, bool] | None:
+    """Whether this CPU has AVX512-BF16 and AMX-BF16: torch's capability probe where it has
+    one (torch 2.4 has not), else the flags Linux lists in ``/proc/cpuinfo``; ``None`` where
+    neither says."""
+    probe = getattr(torch._C._cpu, "_get_cpu_capability", None)
+    if probe is not None:
+        capability = probe()
+        return {name: bool(capability.get(name)) for name in ("avx512_bf16", "amx_bf16")}
+    try:
+        flags = set(CPUINFO.read_text().split())
+    except OSError:
+        return None
+    return {name: name in flags for name in ("avx512_bf16", "amx_bf16")}
+
+
+def native_bf16(device: torch.device) -> bool | None:
     """Whether ``device`` computes in bfloat16 natively (CUDA: torch says; CPU: AVX512-BF16 or
-    AMX, as torch's CPU capability probe reports them)."""
+    AMX, see :func:`cpu_bf16_flags`); ``None`` where that cannot be told."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type != "cpu":
         return True  # other accelerators: trust the user
-    try:
-        capability = torch._C._cpu._get_cpu_capability()
-    except AttributeError:  # an older torch without the probe: cannot tell, do not warn
-        return True
-    return bool(capability.get("avx512_bf16") or capability.get("amx_bf16"))
+    flags = cpu_bf16_flags()
+    return None if flags is None else flags["avx512_bf16"] or flags["amx_bf16"]
 
 
 def resolve_precision(mode: str, device: torch.device) -> str:
     """``mode`` itself, or for ``auto`` what it means on ``device``: ``bf16`` where
-    :func:`native_bf16`, else ``float32``."""
+    :func:`native_bf16` (not where it cannot be told), else ``float32``."""
     if mode != "auto":
         return mode
     return "bf16" if native_bf16(device) else "float32"
@@ -71,7 +87,7 @@ def precision(mode: str, device: torch.device, cache: bool = True) -> Iterator[N
         raise ValueError(f"unknown precision {mode!r}; choose one of {', '.join(PRECISIONS)}")
     mode = resolve_precision(mode, device)
     if mode == "bf16":
-        if not native_bf16(device):
+        if native_bf16(device) is False:
             _warn_without_native_bf16(device.type)
         with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache):
             yield

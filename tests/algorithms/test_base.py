@@ -21,9 +21,8 @@ WAYS, SHOTS, QUERIES, TASKS, CLASSES = 3, 1, 2, 5, 12
 IMAGE = (1, 28, 28)
 
 
-def episodes() -> TaskBatch:
+def episodes(dtype: torch.dtype = torch.float64) -> TaskBatch:
     g = torch.Generator().manual_seed(0)
-    dtype = torch.float64
 
     def part(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(TASKS, WAYS * per_class, *IMAGE, generator=g, dtype=dtype)
@@ -68,3 +67,14 @@ def test_independent_learners_back_propagate_per_chunk_by_default(monkeypatch):
     assert {"maml", "protonet", "imaml"} <= set(independent)
     assert build("maml").default_backward_chunk(episodes()) == 1
     assert build("mamlpp").default_backward_chunk(episodes()) is None  # running statistics
+
+
+@pytest.mark.parametrize("name", ["protonet", "maml"])
+def test_planning_under_bf16_autocast_leaves_every_weight_its_gradient(name):
+    """The flop count that plans ``auto`` runs without gradients inside the step's autocast; a
+    bf16 weight cached there had no gradient on torch 2.4 (the oldest-torch CI job runs this)."""
+    algorithm = build(name).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        algorithm.accumulate_gradients(episodes(torch.float32), None)
+    missing = [key for key, p in algorithm.named_parameters() if p.grad is None]
+    assert not missing

@@ -101,7 +101,7 @@ def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
     from fastmeta.train import precision as module
 
     probe = {"avx512_bf16": native, "amx_bf16": False}
-    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe)
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe, raising=False)
     module._warn_without_native_bf16.cache_clear()
     cpu = torch.device("cpu")
     assert module.native_bf16(cpu) is native
@@ -115,6 +115,35 @@ def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
     module._warn_without_native_bf16.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("flags\t\t: fpu sse avx2 avx512f avx512_bf16\n", True),
+        ("flags\t\t: fpu sse avx2 avx512f\n", False),
+        (None, None),  # no /proc/cpuinfo (not Linux): cannot tell
+    ],
+)
+def test_a_torch_without_the_probe_reads_the_cpu_flags(monkeypatch, tmp_path, cpuinfo, expected):
+    """torch 2.4 has no ``_get_cpu_capability``: the flags come from /proc/cpuinfo, and where
+    nothing says, ``auto`` takes float32 and asking for bf16 does not warn."""
+    from fastmeta.train import precision as module
+
+    monkeypatch.delattr(torch._C._cpu, "_get_cpu_capability", raising=False)
+    monkeypatch.setattr(module, "CPUINFO", tmp_path / "cpuinfo")
+    if cpuinfo is not None:
+        (tmp_path / "cpuinfo").write_text(cpuinfo)
+    module._warn_without_native_bf16.cache_clear()
+    assert module.native_bf16(CPU) is expected
+    assert module.resolve_precision("auto", CPU) == ("bf16" if expected else "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with precision("bf16", CPU):
+            pass
+    slow = [w for w in caught if "without native bfloat16" in str(w.message)]
+    assert len(slow) == (1 if expected is False else 0)
+    module._warn_without_native_bf16.cache_clear()
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_is_bf16_where_native_and_float32_elsewhere_and_the_report_says_which(
     monkeypatch, tmp_path, native
@@ -122,7 +151,7 @@ def test_auto_is_bf16_where_native_and_float32_elsewhere_and_the_report_says_whi
     from fastmeta.train import precision as module
 
     probe = {"avx512_bf16": native, "amx_bf16": False}
-    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe)
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe, raising=False)
     module._warn_without_native_bf16.cache_clear()
     assert module.resolve_precision("auto", CPU) == ("bf16" if native else "float32")
     assert module.resolve_precision("float32", CPU) == "float32"
