@@ -7,6 +7,24 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+# torch.export of a ProtoNets classifier (its support sliced off the batch) with a batch of any
+# size from 1 works on torch 2.13 and is refused by torch 2.4 (a one-line error, tested below);
+# the torches between were not tried
+EXPORTS_PROTONET = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 13)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "protonet_export: exports a ProtoNets classifier (skipped on torch < 2.13)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="this torch's torch.export refuses a ProtoNets batch of 1")
+    for item in items:
+        if not EXPORTS_PROTONET and item.get_closest_marker("protonet_export"):
+            item.add_marker(skip)
+
 
 @pytest.fixture
 def float64() -> Iterator[None]:

@@ -93,6 +93,7 @@ def test_every_registered_dataset_has_a_fixture_here() -> None:
     assert set(FIXTURES) | {"sine"} == set(DATASETS)
 
 
+@pytest.mark.protonet_export
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_train_eval_adapt_and_export_on_the_real_format(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

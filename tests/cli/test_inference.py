@@ -117,6 +117,7 @@ def test_device_cuda_without_cuda_is_one_line(
     assert "no CUDA device is available" in capsys.readouterr().err
 
 
+@pytest.mark.protonet_export
 def test_export_takes_a_device_and_matches_adapt(
     run_dir: Path, new: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,6 +129,26 @@ def test_export_takes_a_device_and_matches_adapt(
     program = torch.export.load(path).module()
     image = torch.rand(1, 1, SIZE, SIZE)
     assert program(image).shape == (1, 3)
+
+
+def test_a_torch_whose_export_refuses_a_free_batch_is_one_line(
+    run_dir: Path, new: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """torch 2.4 refuses ``Dim("batch", min=1)`` for a ProtoNets classifier: its own many-line
+    message becomes one line naming the fix, and no file is written."""
+    import fastmeta.predict.export as export
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Constraints violated (batch)! For more information, run with ...")
+
+    monkeypatch.setattr(export.torch.export, "export", refuse)
+    path = tmp_path / "c.pt2"
+    argv = ["export", str(run_dir), "--support", str(new / "support"), "--out", str(path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "export it with a newer torch (2.13 is tested)" in err[0]
+    assert not path.exists()
 
 
 def test_top_k_must_be_positive(run_dir: Path, new: Path, capsys: pytest.CaptureFixture[str]):

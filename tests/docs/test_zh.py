@@ -129,7 +129,13 @@ def run_command(command: str, extra: list[str]) -> int:
         return int(stop.code or 0)
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize(
+    "page",
+    [  # own-data.md exports a ProtoNets classifier
+        pytest.param(page, marks=pytest.mark.protonet_export) if page == "own-data.md" else page
+        for page in PAGES
+    ],
+)
 def test_commands_run(
     page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,7 +104,9 @@ def test_the_transductive_protocol_scores_queries_with_their_episode() -> None:
     assert not torch.allclose(alone, expected[:1], atol=1e-4)  # batch statistics moved it
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "protonet"])
+@pytest.mark.parametrize(
+    "algorithm", ["maml", pytest.param("protonet", marks=pytest.mark.protonet_export)]
+)
 def test_export_gives_the_same_probabilities_with_torch_alone(algorithm: str, tmp_path: Path):
     classifier = few_shot_model(algorithm).adapt(*episode(classes=4)[:2], ["w", "x", "y", "z"])
     _, _, query = episode(classes=4, queries=5)  # one scoring group (5 ways x 1 query)

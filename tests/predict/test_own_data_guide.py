@@ -40,6 +40,7 @@ def accuracy(rows: list[tuple[str, str]]) -> float:
     return sum(Path(file).parent.name == label for file, label in rows) / len(rows)
 
 
+@pytest.mark.protonet_export
 def test_the_guide_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FASTMETA_CACHE", str(tmp_path / "cache"))
