@@ -29,30 +29,31 @@ PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16", "auto")
 CPUINFO = Path("/proc/cpuinfo")  # where a torch without the capability probe reads the flags
 
 
-def cpu_bf16_flags() -> dict[str, bool] | None:
-    """Whether this CPU has AVX512-BF16 and AMX-BF16: torch's capability probe where it has
-    one (torch 2.4 has not), else the flags Linux lists in ``/proc/cpuinfo``; ``None`` where
-    neither says."""
+@functools.cache
+def native_cpu_bf16() -> bool | None:
+    """Whether this CPU has AVX512-BF16 or AMX-BF16: torch's capability probe where it has one
+    (torch 2.4 has not), else the flags Linux lists in ``/proc/cpuinfo``; ``None`` where neither
+    says. Read once: every bf16 meta-step asks."""
+    names = ("avx512_bf16", "amx_bf16")
     probe = getattr(torch._C._cpu, "_get_cpu_capability", None)
     if probe is not None:
         capability = probe()
-        return {name: bool(capability.get(name)) for name in ("avx512_bf16", "amx_bf16")}
+        return any(capability.get(name) for name in names)
     try:
         flags = set(CPUINFO.read_text().split())
     except OSError:
         return None
-    return {name: name in flags for name in ("avx512_bf16", "amx_bf16")}
+    return any(name in flags for name in names)
 
 
 def native_bf16(device: torch.device) -> bool | None:
     """Whether ``device`` computes in bfloat16 natively (CUDA: torch says; CPU: AVX512-BF16 or
-    AMX, see :func:`cpu_bf16_flags`); ``None`` where that cannot be told."""
+    AMX, see :func:`native_cpu_bf16`); ``None`` where that cannot be told."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type != "cpu":
         return True  # other accelerators: trust the user
-    flags = cpu_bf16_flags()
-    return None if flags is None else flags["avx512_bf16"] or flags["amx_bf16"]
+    return native_cpu_bf16()
 
 
 def resolve_precision(mode: str, device: torch.device) -> str:

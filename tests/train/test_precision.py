@@ -4,6 +4,7 @@ and the trainer runs and reports it."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,6 +19,19 @@ from tests.reference import meta_gradient as reference_meta_gradient
 from tests.reference import random_classification_batch
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe() -> Iterator[None]:
+    """The CPU probe and the slow-bf16 warning are cached per process: each test starts and
+    leaves them empty, so a probe it fakes is read, and not kept for the tests after it."""
+    from fastmeta.train import precision as module
+
+    for cached in (module.native_cpu_bf16, module._warn_without_native_bf16):
+        cached.cache_clear()
+    yield
+    for cached in (module.native_cpu_bf16, module._warn_without_native_bf16):
+        cached.cache_clear()
 
 
 def meta_gradient(mode: str | None) -> torch.Tensor:
@@ -102,7 +116,6 @@ def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
 
     probe = {"avx512_bf16": native, "amx_bf16": False}
     monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe, raising=False)
-    module._warn_without_native_bf16.cache_clear()
     cpu = torch.device("cpu")
     assert module.native_bf16(cpu) is native
     with warnings.catch_warnings(record=True) as caught:
@@ -112,7 +125,6 @@ def test_bf16_warns_once_on_a_cpu_without_native_bfloat16(monkeypatch, native):
                 assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     slow = [w for w in caught if "without native bfloat16" in str(w.message)]
     assert len(slow) == (0 if native else 1)
-    module._warn_without_native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +144,6 @@ def test_a_torch_without_the_probe_reads_the_cpu_flags(monkeypatch, tmp_path, cp
     monkeypatch.setattr(module, "CPUINFO", tmp_path / "cpuinfo")
     if cpuinfo is not None:
         (tmp_path / "cpuinfo").write_text(cpuinfo)
-    module._warn_without_native_bf16.cache_clear()
     assert module.native_bf16(CPU) is expected
     assert module.resolve_precision("auto", CPU) == ("bf16" if expected else "float32")
     with warnings.catch_warnings(record=True) as caught:
@@ -141,7 +152,6 @@ def test_a_torch_without_the_probe_reads_the_cpu_flags(monkeypatch, tmp_path, cp
             pass
     slow = [w for w in caught if "without native bfloat16" in str(w.message)]
     assert len(slow) == (1 if expected is False else 0)
-    module._warn_without_native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -152,7 +162,6 @@ def test_auto_is_bf16_where_native_and_float32_elsewhere_and_the_report_says_whi
 
     probe = {"avx512_bf16": native, "amx_bf16": False}
     monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: probe, raising=False)
-    module._warn_without_native_bf16.cache_clear()
     assert module.resolve_precision("auto", CPU) == ("bf16" if native else "float32")
     assert module.resolve_precision("float32", CPU) == "float32"
     with warnings.catch_warnings():
