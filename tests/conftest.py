@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 
 import pytest
 import torch
 
+import fastmeta.pictures as pictures
+
 # torch.export of a ProtoNets classifier (its support sliced off the batch) with a batch of any
-# size from 1 works on torch 2.13 and is refused by torch 2.4 (a one-line error, tested below);
-# the torches between were not tried
+# size from 1 works on torch 2.13 and is refused by torch 2.4 (a one-line error, tested in
+# tests/cli/test_inference.py); the torches between were not tried
 EXPORTS_PROTONET = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 13)
 
 
@@ -35,3 +38,13 @@ def float64() -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test as without the plot extra: matplotlib is not found."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        pictures.importlib.util, "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )  # fmt: skip

@@ -1,21 +1,9 @@
 """Without the plot extra, every picture is one line naming it, and nothing else is lost."""
 
-import importlib.util
-
 import pytest
 
-import fastmeta.pictures as pictures
 from fastmeta.cli import main
 from fastmeta.pictures import PlotExtraMissing, pyplot
-
-
-@pytest.fixture
-def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        pictures.importlib.util, "find_spec",
-        lambda name, *a: None if name == "matplotlib" else real(name, *a),
-    )  # fmt: skip
 
 
 def test_pyplot_names_the_extra_to_install(no_matplotlib: None) -> None:

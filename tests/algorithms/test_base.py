@@ -72,7 +72,7 @@ def test_independent_learners_back_propagate_per_chunk_by_default(monkeypatch):
 @pytest.mark.parametrize("name", ["protonet", "maml"])
 def test_planning_under_bf16_autocast_leaves_every_weight_its_gradient(name):
     """The flop count that plans ``auto`` runs without gradients inside the step's autocast; a
-    bf16 weight cached there had no gradient on torch 2.4 (the oldest-torch CI job runs this)."""
+    bf16 weight cached there had no gradient on torch 2.4 (.ci/oldest-torch runs this)."""
     algorithm = build(name).float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         algorithm.accumulate_gradients(episodes(torch.float32), None)

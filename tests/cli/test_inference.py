@@ -88,15 +88,8 @@ def test_adapt_draws_a_contact_sheet(
 
 def test_a_missing_plot_extra_is_one_line_before_any_work(
     run_dir: Path, new: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    no_matplotlib: None,
 ) -> None:  # fmt: skip
-    import fastmeta.pictures as pictures
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        pictures.importlib.util, "find_spec",
-        lambda name, *a: None if name == "matplotlib" else real(name, *a),
-    )  # fmt: skip
     out = tmp_path / "p.csv"
     argv = ["adapt", str(run_dir), "--support", str(new / "support"), "--query",
             str(new / "query"), "--out", str(out), "--contact-sheet", "s.png"]  # fmt: skip

@@ -13,7 +13,6 @@ one, which torchrun starts as two real processes.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -27,7 +26,6 @@ from typing import Any
 import pytest
 import torch
 
-import fastmeta.pictures as pictures
 from tests.miniimagenet_subset import link_subset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,14 +145,9 @@ def test_own_folder(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    no_matplotlib: None,  # no pictures of the run: drawing them is a third of the time
 ) -> None:
     monkeypatch.setenv("FASTMETA_CACHE", str(tmp_path / "cache"))
-    # no pictures of the run (as without the plot extra): drawing them is a third of the time
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        pictures.importlib.util, "find_spec",
-        lambda name, *a: None if name == "matplotlib" else real(name, *a),
-    )  # fmt: skip
     work = tmp_path / "work"
     results = tutorial("own_folder", "--tiny", "--work", str(work))
     out = capsys.readouterr().out
