@@ -15,13 +15,14 @@ the peaks measured in the same run: a 2048x2048 matmul and a 64->64 3x3 convolut
     OMP_NUM_THREADS=1 python -m benchmarks.bench_compute --threads 1 --json compute.json
     python -m benchmarks.bench_compute --quick          # the small rows, a few seconds each
     python -m benchmarks.bench_compute --workloads 2 4  # chosen rows of WORKLOADS
+    python -m benchmarks.bench_compute --workloads 2 --methods maml --variants 0  # plain vs auto
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,7 @@ VARIANTS = (
 )  # fmt: skip
 """fastmeta's strategies in float32, then ``auto`` in bf16 autocast and in each precision with
 the network channels-last (``model.memory_format=channels_last``)."""
+METHODS = ("maml", "protonet")
 
 
 def peaks() -> dict[str, float]:
@@ -143,11 +145,18 @@ def task_flops(step: Callable[[], None], tasks: int) -> float:
     return counter.total / tasks
 
 
-def measure(workload: Workload, rounds: int, seconds: float) -> list[dict[str, object]]:
-    """The rows of one workload: MAML and ProtoNets, every strategy and precision."""
+def measure(
+    workload: Workload,
+    rounds: int,
+    seconds: float,
+    methods: Sequence[str] = METHODS,
+    variants: Sequence[tuple[str, str, torch.memory_format]] = VARIANTS,
+) -> list[dict[str, object]]:
+    """The rows of one workload: ``methods`` (MAML always beside its plain loop), each in
+    every one of ``variants`` (strategy, precision, layout)."""
     batch = workload.batch()
     rows: list[dict[str, object]] = []
-    for method in ("maml", "protonet"):
+    for method in methods:
         steps: dict[str, Callable[[], None]] = {}
         models: dict[str, nn.Module] = {}
         if method == "maml":
@@ -158,7 +167,7 @@ def measure(workload: Workload, rounds: int, seconds: float) -> list[dict[str, o
                 plain_maml_step(model, batch, 0.01)
 
             steps["plain loop"], models["plain loop"] = plain, reference
-        for strategy, mode, layout in VARIANTS:
+        for strategy, mode, layout in variants:
             model = workload.model(head=method == "maml").to(memory_format=layout)
             learner: nn.Module = (
                 MAML(model, lr=0.01, strategy=strategy)
@@ -193,9 +202,11 @@ def measure(workload: Workload, rounds: int, seconds: float) -> list[dict[str, o
 def _check(
     steps: dict[str, Callable[[], None]], models: dict[str, nn.Module], method: str
 ) -> dict[str, float]:
-    """Relative error of each method's gradient against the first float32 one (the plain loop
-    for MAML, fastmeta's loop for ProtoNets)."""
+    """Relative error of each method's gradient against a float32 reference: the plain loop for
+    MAML; for ProtoNets fastmeta's loop, or the first contiguous float32 variant timed."""
     reference_name = "plain loop" if method == "maml" else "fastmeta loop, float32"
+    if reference_name not in steps:
+        reference_name = next((n for n in steps if n.endswith("float32")), next(iter(steps)))
     errors = {}
     steps[reference_name]()
     expected = torch.cat([p.grad.flatten() for p in models[reference_name].parameters()])
@@ -220,6 +231,10 @@ def main() -> None:
     parser.add_argument(
         "--workloads", type=int, nargs="+", help="only these rows of WORKLOADS (0-based)"
     )
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument(
+        "--variants", type=int, nargs="+", help="only these rows of VARIANTS (0-based)"
+    )
     args = parse(parser)
     device = torch.device("cpu")
     started = machine(device)
@@ -229,7 +244,8 @@ def main() -> None:
     chosen = [WORKLOADS[i] for i in args.workloads] if args.workloads else WORKLOADS
     for workload in QUICK if args.quick else chosen:
         print(workload.label, "...", flush=True)
-        measured = measure(workload, args.rounds, args.seconds)
+        variants = [VARIANTS[i] for i in args.variants] if args.variants else VARIANTS
+        measured = measure(workload, args.rounds, args.seconds, args.methods, variants)
         for row in measured:  # each workload's rows as soon as they exist: a long run keeps them
             print(json.dumps(row), flush=True)
         rows += measured

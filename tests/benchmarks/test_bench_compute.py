@@ -18,6 +18,21 @@ def test_every_variant_of_both_methods_gets_a_row_with_its_gradient_checked():
             assert float(row["gradient_error"]) < 1e-4, row["method"]
 
 
+def test_chosen_methods_and_variants_time_only_those_beside_the_plain_loop():
+    rows = measure(
+        Workload("conv4", 16, 1, 1, 1, 2), rounds=1, seconds=0.01, methods=("maml",),
+        variants=(VARIANTS[0],),
+    )  # fmt: skip
+    assert [r["method"] for r in rows] == ["plain loop", "fastmeta auto, float32"]
+    assert float(rows[1]["gradient_error"]) < 1e-4
+    protonet = measure(
+        Workload("conv4", 16, 1, 1, 1, 2), rounds=1, seconds=0.01, methods=("protonet",),
+        variants=(VARIANTS[3], VARIANTS[0]),
+    )  # fmt: skip
+    assert [r["method"] for r in protonet] == ["fastmeta auto, bf16", "fastmeta auto, float32"]
+    assert protonet[1]["gradient_error"] == 0.0  # the float32 variant is the reference
+
+
 def test_the_table_prints_rows_without_a_reference_and_the_json_comes_first(tmp_path, capsys):
     from benchmarks.report import publish
 
