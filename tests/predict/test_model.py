@@ -23,13 +23,13 @@ SIZE = 12
 PREP = Preprocessing(SIZE, "RGB", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
 
 
-def few_shot_model(algorithm: str, ways: int = 5) -> FewShotModel:
+def few_shot_model(algorithm: str, ways: int = 5, *settings: str) -> FewShotModel:
     """An untrained (seeded) model: adaptation is checked, not what training learned."""
     config = apply_overrides(
         RunConfig(),
         [f"algorithm.name={algorithm}", "algorithm.inner_lr=0.3", "algorithm.test_inner_steps=2",
          "algorithm.inner_loss_scale=2", "model.hidden=8", f"sampler.ways={ways}",
-         "sampler.queries=1", "data.dataset=folder"],
+         "sampler.queries=1", "data.dataset=folder", *settings],
     )  # fmt: skip
     torch.manual_seed(0)
     model = build_algorithm(config, build_model(config, (3, SIZE, SIZE))).eval()
@@ -115,6 +115,19 @@ def test_export_gives_the_same_probabilities_with_torch_alone(algorithm: str, tm
     exported = torch.export.load(path, extra_files=extra).module()
     info = json.loads(extra["fastmeta.json"])
     assert info["classes"] == ["w", "x", "y", "z"] and info["image_size"] == SIZE
+    with torch.no_grad():
+        torch.testing.assert_close(exported(query), classifier.predict(query), atol=1e-5, rtol=0)
+
+
+@pytest.mark.protonet_export
+def test_export_of_a_transformers_backbone_gives_the_same_probabilities(tmp_path: Path) -> None:
+    from tests.backbones.tiny import hf_folder, transformers_or_skip
+
+    transformers_or_skip()  # the frozen-backbone path of --backbone hf:...: ProtoNets on a ViT
+    model = few_shot_model("protonet", 5, f"model.name=hf:{hf_folder(tmp_path, 'dinov2')}")
+    classifier = model.adapt(*episode(classes=4)[:2], ["w", "x", "y", "z"])
+    _, _, query = episode(classes=4, queries=5)
+    exported = torch.export.load(classifier.export(tmp_path / "classifier.pt2")).module()
     with torch.no_grad():
         torch.testing.assert_close(exported(query), classifier.predict(query), atol=1e-5, rtol=0)
 
