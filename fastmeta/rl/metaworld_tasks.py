@@ -32,6 +32,7 @@ from metaworld.evaluation import metalearning_evaluation
 
 from fastmeta.functional.params import Params
 from fastmeta.rl.adaptation import replaying
+from fastmeta.rl.metaworld_batch import evaluation_batch
 from fastmeta.rl.rollout import Episodes
 from fastmeta.rl.seeding import generator, seed_of
 from fastmeta.rl.tasks import TaskDistribution
@@ -223,10 +224,12 @@ def metaworld_evaluation(run_dir: Path, evals: int = 10) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if c.env.name == "metaworld-ml1":
         kwargs["env_name"] = c.env.metaworld_task
-    batch = c.eval.batch_tasks if c.env.name == "metaworld-ml1" else 5 * (c.eval.batch_tasks // 5)
+    bench = benchmark(c.env.name, c.env.metaworld_task)
+    classes = len(bench.test_classes)
+    batch = evaluation_batch(len(bench.test_tasks) // classes, classes, c.eval.batch_tasks)
     envs = cast(
         "gymnasium.vector.SyncVectorEnv",
-        gymnasium.make_vec(name, seed=c.eval.seed, meta_batch_size=max(batch, 5), **kwargs),
+        gymnasium.make_vec(name, seed=c.eval.seed, meta_batch_size=batch, **kwargs),
     )
     agent = AdaptingAgent(
         trainer.algorithm,

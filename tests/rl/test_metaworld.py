@@ -1,10 +1,12 @@
 """The Meta-World adapter: ML1's training and test goals are the benchmark's, a sub-environment
-takes its task's goal, and rollouts run through the vector API. Skipped without Meta-World;
+takes its task's goal, rollouts run through the vector API, and ``metaworld-eval`` runs
+Meta-World's meta-test on a trained run. Skipped without Meta-World;
 in the slow suite (``-m slow``) because building the ML1 benchmark resets its environment
 100 times (about 10-25 s on this project's CPU)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -48,3 +50,21 @@ def test_rollouts_through_the_vector_api():
         episodes = Sampler(env, 2).sample(lambda o: policy.distribution(params, o), tasks, 0)
     assert episodes.rewards.shape == (2, 2, 4) and torch.isfinite(episodes.rewards).all()
     env.close()
+
+
+def test_metaworld_eval_scores_a_run_with_the_benchmarks_own_protocol(tmp_path):
+    from fastmeta.config import apply_overrides
+    from fastmeta.rl.metaworld_tasks import metaworld_evaluation
+    from fastmeta.rl.presets import load_config
+    from fastmeta.rl.trainer import RLTrainer
+
+    settings = ["env.horizon=4", "sampling.meta_batch=2", "sampling.episodes=1",
+                "train.iterations=1", "eval.tasks=1", "eval.episodes=1",
+                "eval.batch_tasks=20", "policy.hidden=[8]"]  # fmt: skip
+    config = apply_overrides(load_config("promp-metaworld-ml1"), settings)
+    RLTrainer.create(config, tmp_path / "run", progress_bar=False).fit()
+    # eval.batch_tasks=20 does not split ML1's 50 test goals evenly: the batch becomes 10
+    result = metaworld_evaluation(tmp_path / "run", evals=1)
+    assert 0.0 <= result["success_rate"] <= 1.0 and np.isfinite(result["mean_return"])
+    assert set(result["per_task"]) == {"reach-v3"} and result["evals"] == 1
+    assert json.loads((tmp_path / "run" / "metaworld_eval.json").read_text()) == result
