@@ -233,8 +233,9 @@ def main() -> None:
     )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
     parser.add_argument(
-        "--variants", type=int, nargs="+", help="only these rows of VARIANTS (0-based)"
-    )
+        "--variants", type=int, nargs="+", choices=range(len(VARIANTS)),
+        help="only these rows of VARIANTS (0-based)",
+    )  # fmt: skip
     args = parse(parser)
     device = torch.device("cpu")
     started = machine(device)
@@ -242,9 +243,9 @@ def main() -> None:
     print("peaks (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()), flush=True)
     rows = []
     chosen = [WORKLOADS[i] for i in args.workloads] if args.workloads else WORKLOADS
+    variants = [VARIANTS[i] for i in args.variants] if args.variants else VARIANTS
     for workload in QUICK if args.quick else chosen:
         print(workload.label, "...", flush=True)
-        variants = [VARIANTS[i] for i in args.variants] if args.variants else VARIANTS
         measured = measure(workload, args.rounds, args.seconds, args.methods, variants)
         for row in measured:  # each workload's rows as soon as they exist: a long run keeps them
             print(json.dumps(row), flush=True)
